@@ -1,0 +1,98 @@
+"""Quality benchmark: train the shipped en->de config for a wall-clock budget, then
+score test_2016_flickr at beam 5 with sacreBLEU (cased detokenized and -lc).
+
+The run is split in two invocations: ``--snapshot-minutes`` of training, a copy of
+best.pt taken then (scored like the final model), then ``--resume`` for the rest.
+Resuming is exact, so the two halves are the same run as one uninterrupted one.
+
+    python benchmarks/quality.py --minutes 60 --snapshot-minutes 25 --out runs/bench_quality
+
+Writes OUT/results.json, OUT/curve.png and prints a Markdown table of the curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def nmt(*args: str) -> str:
+    cmd = [sys.executable, "-m", "nmt.cli", *args]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout
+
+
+def evaluate(ckpt: Path, data: Path, src: str, tgt: str, beam: int) -> dict:
+    out = nmt("evaluate", "--checkpoint", str(ckpt), "--src", str(data / f"test_2016_flickr.{src}.gz"),
+              "--ref", str(data / f"test_2016_flickr.{tgt}.gz"), "--beam-size", str(beam), "--json",
+              "--device", "cpu")
+    return json.loads(out)
+
+
+def curve_table(curve: Path) -> str:
+    rows = ["| step | epoch | minutes | valid BLEU (greedy) | valid ppl |", "|---|---|---|---|---|"]
+    for line in curve.read_text().splitlines():
+        r = json.loads(line)
+        if r["kind"] == "valid":
+            rows.append(f"| {r['step']} | {r['epoch']} | {r['minutes']:.1f} | {r['bleu']:.2f} | {r['ppl']:.2f} |")
+    return "\n".join(rows)
+
+
+def plot(curve: Path, png: Path, marks: list[tuple[float, float, str]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    valid = [json.loads(x) for x in curve.read_text().splitlines()]
+    valid = [r for r in valid if r["kind"] == "valid"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["minutes"] for r in valid], [r["bleu"] for r in valid], marker="o", label="val BLEU (greedy)")
+    for x, y, label in marks:
+        ax.scatter([x], [y], marker="*", s=120, zorder=3, label=label)
+    ax.set_xlabel("training minutes (2-core CPU)")
+    ax.set_ylabel("BLEU")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/multi30k_en_de.yaml")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench_quality"))
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/multi30k"))
+    ap.add_argument("--minutes", type=float, default=60)
+    ap.add_argument("--snapshot-minutes", type=float, default=25)
+    ap.add_argument("--beam", type=int, default=5)
+    ap.add_argument("--report-only", action="store_true", help="only score and plot an existing run")
+    args = ap.parse_args()
+    out = args.out
+    common = ["train", "--config", args.config, "--output-dir", str(out)]
+    if not args.report_only:
+        sys.stdout.write(nmt(*common, "--max-minutes", str(args.snapshot_minutes)))
+        shutil.copy(out / "best.pt", out / f"best_{args.snapshot_minutes:g}min.pt")
+        sys.stdout.write(nmt(*common, "--resume", "--max-minutes",
+                             str(args.minutes - args.snapshot_minutes)))
+    results = {"config": args.config, "minutes": args.minutes, "beam": args.beam}
+    for name in (f"best_{args.snapshot_minutes:g}min.pt", "best.pt"):
+        results[name] = evaluate(out / name, args.data, "en", "de", args.beam)
+        results[name + ":greedy"] = evaluate(out / name, args.data, "en", "de", 1)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    final, snap = results["best.pt"], results[f"best_{args.snapshot_minutes:g}min.pt"]
+    plot(out / "curve.jsonl", out / "curve.png", [
+        (args.snapshot_minutes, snap["bleu"]["score"], f"test beam {args.beam} at {args.snapshot_minutes:g} min"),
+        (args.minutes, final["bleu"]["score"], f"test beam {args.beam} at {args.minutes:g} min")])
+    print(json.dumps(results, indent=1))
+    print(curve_table(out / "curve.jsonl"))
+
+
+if __name__ == "__main__":
+    main()

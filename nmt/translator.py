@@ -1,0 +1,92 @@
+"""Translate text with a trained model: batching by length, search, detokenization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nmt.checkpoint import LoadedModel, load_model
+from nmt.device import resolve_device
+from nmt.model import Seq2Seq
+from nmt.search import Hypothesis, SearchConfig, beam_search, greedy_search
+
+
+def decode_ids(
+    model: Seq2Seq,
+    sources: list[list[int]],
+    bos: int,
+    eos: int,
+    cfg: SearchConfig,
+    batch_size: int = 64,
+) -> list[list[Hypothesis]]:
+    """Search for every source (subword ids, no EOS), in length-sorted batches.
+
+    Returns the hypotheses in the order of ``sources``.
+    """
+    device = next(model.parameters()).device
+    pad = model.pad_id
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
+    results: list[list[Hypothesis]] = [[] for _ in sources]
+    search = greedy_search if cfg.beam_size == 1 else beam_search
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        lengths = torch.tensor([max(1, len(sources[i])) for i in chunk])
+        src = torch.full((len(chunk), int(lengths.max())), pad, dtype=torch.long)
+        for row, i in enumerate(chunk):
+            src[row, : len(sources[i])] = torch.tensor(sources[i], dtype=torch.long)
+        hyps = search(model, src.to(device), lengths.to(device), bos, eos, cfg)
+        for i, h in zip(chunk, hyps, strict=True):
+            results[i] = h
+    return results
+
+
+@dataclass
+class Translation:
+    """The best translation of one text and what led to it."""
+
+    text: str
+    score: float
+    source_tokens: list[str]
+    target_tokens: list[str]
+    attention: list[list[float]] | None
+    n_best: list[tuple[str, float]] = field(default_factory=list)
+
+
+class Translator:
+    """A loaded model with its tokenizers, ready to translate raw text."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.src_tok = loaded.src_tokenizer
+        self.tgt_tok = loaded.tgt_tokenizer
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Translator:
+        return cls(load_model(path, resolve_device(device)))
+
+    def translate(
+        self, texts: list[str], cfg: SearchConfig | None = None, batch_size: int = 64
+    ) -> list[Translation]:
+        """Translate raw texts; output order follows input order."""
+        cfg = cfg or SearchConfig()
+        src_ids = self.src_tok.encode(texts)
+        results = decode_ids(
+            self.model, src_ids, self.tgt_tok.bos_id, self.tgt_tok.eos_id, cfg, batch_size
+        )
+        out = []
+        for ids, hyps in zip(src_ids, results, strict=True):
+            best = hyps[0]
+            out.append(
+                Translation(
+                    text=self.tgt_tok.decode([best.tokens])[0],
+                    score=best.score,
+                    source_tokens=self.src_tok.pieces(ids),
+                    target_tokens=self.tgt_tok.pieces(best.tokens),
+                    attention=None if best.attention is None else best.attention.tolist(),
+                    n_best=[(self.tgt_tok.decode([h.tokens])[0], h.score) for h in hyps],
+                )
+            )
+        return out

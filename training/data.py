@@ -1,0 +1,215 @@
+"""Parallel corpora: reading, Unicode normalization, filtering and subword encoding."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nmt.tokenizer import Tokenizer, normalize
+from training.config import Config, DataConfig, TokenizerConfig
+
+log = logging.getLogger(__name__)
+
+MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
+MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")
+
+
+class DataError(ValueError):
+    """Unusable input data; the message says which file and why."""
+
+
+def _open_text(path: Path) -> Iterator[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            yield line.rstrip("\r\n")
+
+
+def read_lines(path: Path) -> list[str]:
+    """All lines of a plain or gzipped UTF-8 file."""
+    try:
+        return list(_open_text(path))
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise DataError(f"cannot read {path}: {err}") from err
+
+
+def split_file(directory: Path, split: str, lang: str) -> Path:
+    """``{dir}/{split}.{lang}``, plain or gzipped, whichever exists."""
+    for name in (f"{split}.{lang}", f"{split}.{lang}.gz"):
+        if (directory / name).is_file():
+            return directory / name
+    raise DataError(f"no file {split}.{lang} or {split}.{lang}.gz in {directory}")
+
+
+def read_parallel(directory: Path, split: str, src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:
+    """Read one split as aligned source and target lines.
+
+    ``split`` is a file prefix (``train`` -> ``train.en.gz`` + ``train.de.gz``) or a
+    TSV file name holding ``source<TAB>target`` per line.
+    """
+    if split.endswith(".tsv") or split.endswith(".tsv.gz"):
+        path = directory / split
+        if not path.is_file():
+            raise DataError(f"TSV file {path} does not exist")
+        src, tgt = [], []
+        for number, line in enumerate(read_lines(path), start=1):
+            fields = line.split("\t")
+            if len(fields) != 2:
+                raise DataError(f"{path}:{number}: expected 2 tab-separated fields, got {len(fields)}")
+            src.append(fields[0])
+            tgt.append(fields[1])
+        return src, tgt
+    src_path = split_file(directory, split, src_lang)
+    tgt_path = split_file(directory, split, tgt_lang)
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    if len(src) != len(tgt):
+        raise DataError(
+            f"misaligned corpus: {src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}"
+        )
+    return src, tgt
+
+
+def download_multi30k(directory: Path, langs: tuple[str, ...]) -> None:
+    """Fetch Multi30k task 1 raw files from the public repository into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for split in MULTI30K_SPLITS:
+        for lang in langs:
+            name = f"{split}.{lang}.gz"
+            target = directory / name
+            if target.is_file():
+                continue
+            log.info("downloading %s", MULTI30K_URL.format(name=name))
+            tmp = target.with_suffix(".part")
+            try:
+                urllib.request.urlretrieve(MULTI30K_URL.format(name=name), tmp)
+            except OSError as err:
+                tmp.unlink(missing_ok=True)
+                raise DataError(
+                    f"{directory} does not exist and downloading Multi30k failed ({err}); "
+                    "set data.dir to a folder with the files"
+                ) from err
+            tmp.rename(target)
+
+
+@dataclass
+class Example:
+    """One encoded sentence pair (subword ids without BOS/EOS)."""
+
+    src: list[int]
+    tgt: list[int]
+
+
+def normalize_pairs(src: list[str], tgt: list[str]) -> tuple[list[str], list[str], int]:
+    """NFC-normalize and drop pairs with an empty side; returns the count dropped."""
+    kept_src, kept_tgt = [], []
+    for s, t in zip(src, tgt, strict=True):
+        s, t = normalize(s), normalize(t)
+        if s and t:
+            kept_src.append(s)
+            kept_tgt.append(t)
+    return kept_src, kept_tgt, len(src) - len(kept_src)
+
+
+def encode_pairs(
+    src: list[str],
+    tgt: list[str],
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    max_src_len: int,
+    max_tgt_len: int,
+    name: str,
+) -> list[Example]:
+    """Normalize, encode and drop empty or over-long pairs, logging the counts."""
+    src, tgt, empty = normalize_pairs(src, tgt)
+    src_ids, tgt_ids = src_tok.encode(src), tgt_tok.encode(tgt)
+    examples = [
+        Example(s, t)
+        for s, t in zip(src_ids, tgt_ids, strict=True)
+        if 0 < len(s) <= max_src_len and 0 < len(t) <= max_tgt_len
+    ]
+    too_long = len(src) - len(examples)
+    log.info(
+        "%s: %d pairs kept, %d dropped as empty, %d dropped as longer than %d/%d subwords",
+        name, len(examples), empty, too_long, max_src_len, max_tgt_len,
+    )
+    if not examples:
+        raise DataError(f"{name}: no sentence pairs left after filtering")
+    return examples
+
+
+@dataclass
+class PreparedData:
+    """Everything a run reads: tokenizers, encoded splits and raw validation references."""
+
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    train: list[Example]
+    valid: list[Example]
+    valid_refs: list[str]
+
+
+def resolve_data_dir(data: DataConfig) -> Path:
+    """The data folder, downloading Multi30k into it when it is missing and allowed."""
+    directory = data.dir
+    if directory.is_dir():
+        return directory
+    if not data.download:
+        raise DataError(f"data folder {directory} does not exist (data.dir)")
+    download_multi30k(directory, (data.src_lang, data.tgt_lang))
+    return directory
+
+
+def build_tokenizers(
+    cfg: TokenizerConfig, src: list[str], tgt: list[str]
+) -> tuple[Tokenizer, Tokenizer]:
+    """Load the given SentencePiece models or train new ones on the training text."""
+    if cfg.src_model is not None:
+        src_tok = Tokenizer.load(cfg.src_model)
+        tgt_tok = Tokenizer.load(cfg.tgt_model) if cfg.tgt_model is not None else src_tok
+        log.info("reusing SentencePiece models %s, %s", cfg.src_model, cfg.tgt_model or "(joint)")
+        return src_tok, tgt_tok
+    started = time.monotonic()
+    if cfg.joint:
+        tok = Tokenizer.train(src + tgt, cfg.vocab_size, cfg.model_type, cfg.character_coverage)
+        log.info("trained joint SentencePiece model: %d pieces in %.1fs",
+                 tok.vocab_size, time.monotonic() - started)
+        return tok, tok
+    src_tok = Tokenizer.train(src, cfg.src_vocab_size or cfg.vocab_size, cfg.model_type,
+                              cfg.character_coverage)
+    tgt_tok = Tokenizer.train(tgt, cfg.tgt_vocab_size or cfg.vocab_size, cfg.model_type,
+                              cfg.character_coverage)
+    log.info("trained SentencePiece models: %d / %d pieces in %.1fs",
+             src_tok.vocab_size, tgt_tok.vocab_size, time.monotonic() - started)
+    return src_tok, tgt_tok
+
+
+def prepare_data(config: Config, resume: dict[str, Any] | None = None) -> PreparedData:
+    """Read, normalize, tokenize and filter the training and validation splits.
+
+    A resumed run takes its tokenizers from the checkpoint, never retrains them.
+    """
+    data = config.data
+    directory = resolve_data_dir(data)
+    train_src, train_tgt = read_parallel(directory, data.train, data.src_lang, data.tgt_lang)
+    valid_src, valid_tgt = read_parallel(directory, data.valid, data.src_lang, data.tgt_lang)
+    if data.max_valid_sentences is not None:
+        valid_src = valid_src[: data.max_valid_sentences]
+        valid_tgt = valid_tgt[: data.max_valid_sentences]
+    if resume is not None:
+        src_tok, tgt_tok = Tokenizer(resume["src_spm"]), Tokenizer(resume["tgt_spm"])
+    else:
+        norm_src, norm_tgt, _ = normalize_pairs(train_src, train_tgt)
+        src_tok, tgt_tok = build_tokenizers(config.tokenizer, norm_src, norm_tgt)
+    train = encode_pairs(train_src, train_tgt, src_tok, tgt_tok, data.max_src_len,
+                         data.max_tgt_len, "train")
+    # Validation keeps every non-empty pair: BLEU must be over the whole set.
+    valid_src, valid_tgt, _ = normalize_pairs(valid_src, valid_tgt)
+    valid = [Example(s, t) for s, t in zip(src_tok.encode(valid_src), tgt_tok.encode(valid_tgt),
+                                           strict=True)]
+    return PreparedData(src_tok, tgt_tok, train, valid, valid_tgt)

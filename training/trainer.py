@@ -1,0 +1,326 @@
+"""The training loop: batches, optimization, validation, checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sacrebleu
+import torch
+import yaml
+from tqdm import tqdm
+
+from nmt.checkpoint import read_checkpoint, save_checkpoint
+from nmt.device import (
+    autocast,
+    autocast_dtype,
+    keep_freed_memory,
+    pin_memory,
+    resolve_device,
+)
+from nmt.model import Seq2Seq
+from nmt.search import SearchConfig
+from nmt.translator import decode_ids
+from training.batching import Batch, make_batch, token_batches
+from training.config import Config
+from training.data import prepare_data
+from training.schedule import WarmupPlateau
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint so that a resumed run continues exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of ``epoch`` already trained on
+    best_bleu: float = -1.0
+    best_step: int = 0
+    stale_validations: int = 0  # for early stopping
+    minutes: float = 0.0  # training wall time over all invocations
+
+
+@dataclass
+class Validation:
+    loss: float
+    perplexity: float
+    bleu: float
+    chrf: float
+    signature: str
+
+
+class Trainer:
+    """Owns the model, optimizer, schedule and data of one run directory."""
+
+    def __init__(self, config: Config, resume: bool = False) -> None:
+        self.config = config
+        self.out = Path(config.output_dir)
+        self.device = resolve_device(config.device)
+        self.amp_dtype = autocast_dtype(self.device, config.train.precision)
+        tc = config.train
+        if tc.num_threads:
+            torch.set_num_threads(tc.num_threads)
+        if self.device.type == "cpu":
+            keep_freed_memory()
+        resume_payload = self._resume_payload() if resume else None
+        data = prepare_data(config, resume_payload)
+        self.src_tok, self.tgt_tok = data.src_tokenizer, data.tgt_tokenizer
+        self.train_set, self.valid_set = data.train, data.valid
+        self.valid_refs = data.valid_refs
+        torch.manual_seed(tc.seed)
+        self.model = Seq2Seq(
+            config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, self.tgt_tok.pad_id
+        ).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=tc.learning_rate, betas=tc.adam_betas,
+            weight_decay=tc.weight_decay,
+        )
+        self.schedule = WarmupPlateau(
+            self.optimizer, tc.learning_rate, tc.warmup_steps, tc.plateau_factor,
+            tc.plateau_patience, tc.min_learning_rate,
+        )
+        # fp16 needs loss scaling; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype == torch.float16
+        )
+        self.progress = Progress()
+        if resume_payload is not None:
+            self._restore(resume_payload)
+        log.info(
+            "model: %.2fM parameters, device %s, autocast %s, vocab %d/%d",
+            self.model.num_parameters() / 1e6, self.device, self.amp_dtype or "off (fp32)",
+            self.src_tok.vocab_size, self.tgt_tok.vocab_size,
+        )
+
+    # ----------------------------------------------------------------- state
+    def _resume_payload(self) -> dict[str, Any]:
+        last = self.out / "last.pt"
+        if not last.is_file():
+            raise FileNotFoundError(
+                f"--resume: no {last} to resume from (start without --resume)"
+            )
+        payload = read_checkpoint(last)
+        if "training" not in payload:
+            raise ValueError(f"{last} holds no training state to resume from")
+        log.info("resuming from %s (step %d)", last, payload["step"])
+        return payload
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        state = payload["training"]
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.progress = Progress(**state["progress"])
+        torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+    def _payload(self, scores: dict[str, Any], training: bool) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model_config": self.config.model.model_dump(mode="json"),
+            "config": self.config.model_dump(mode="json"),
+            "src_lang": self.config.data.src_lang,
+            "tgt_lang": self.config.data.tgt_lang,
+            "src_spm": self.src_tok.model_proto,
+            "tgt_spm": self.tgt_tok.model_proto,
+            "model": self.model.state_dict(),
+            "step": self.progress.step,
+            "scores": scores,
+        }
+        if training:
+            payload["training"] = {
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "progress": asdict(self.progress),
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            }
+        return payload
+
+    def save(self, scores: dict[str, Any], best: bool) -> None:
+        """Write last.pt (with training state), best.pt and the rolling step checkpoints."""
+        payload = self._payload(scores, training=True)
+        save_checkpoint(payload, self.out / "last.pt")
+        if best:
+            save_checkpoint(self._payload(scores, training=False), self.out / "best.pt")
+        keep = self.config.train.keep_last
+        if keep > 0:
+            save_checkpoint(payload, self.out / f"step_{self.progress.step}.pt")
+            steps = sorted(self.out.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+            for old in steps[:-keep]:
+                old.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> Validation:
+        """Teacher-forced loss and perplexity, then greedy BLEU and chrF with sacreBLEU."""
+        self.model.eval()
+        total, tokens = 0.0, 0
+        pad, bos, eos = self.tgt_tok.pad_id, self.tgt_tok.bos_id, self.tgt_tok.eos_id
+        for indices in token_batches(self.valid_set, self.config.train.batch_tokens,
+                                     self.config.train.max_sentences, 0, 0, shuffle=False):
+            batch = make_batch([self.valid_set[i] for i in indices], pad, bos, eos).to(self.device)
+            with autocast(self.device, self.amp_dtype):
+                nll = self.model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
+            total += float(nll)
+            tokens += batch.n_tokens
+        hyps = decode_ids(
+            self.model, [e.src for e in self.valid_set], bos, eos,
+            SearchConfig(beam_size=1, return_attention=False), self.config.train.valid_batch_size,
+        )
+        texts = self.tgt_tok.decode([h[0].tokens for h in hyps])
+        bleu = sacrebleu.metrics.BLEU()
+        bleu_score = bleu.corpus_score(texts, [self.valid_refs])
+        chrf = sacrebleu.metrics.CHRF().corpus_score(texts, [self.valid_refs])
+        self.model.train()
+        loss = total / max(tokens, 1)
+        return Validation(loss, math.exp(min(loss, 50)), bleu_score.score, chrf.score,
+                          str(bleu.get_signature()))
+
+    # --------------------------------------------------------------- logging
+    def _write_curve(self, record: dict[str, Any]) -> None:
+        with open(self.out / "curve.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # ------------------------------------------------------------------ loop
+    def train_step(self, batch: Batch, step: int) -> tuple[float, float, float]:
+        """One optimizer step; returns (loss per token, gradient norm, learning rate)."""
+        tc = self.config.train
+        lr = self.schedule.step(step)
+        with autocast(self.device, self.amp_dtype):
+            loss = self.model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out,
+                                   tc.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss / batch.n_tokens).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach()) / batch.n_tokens, float(grad_norm), lr
+
+    def run(self, max_steps: int | None = None, max_minutes: float | None = None) -> Progress:
+        """Train until a step, time, epoch or early-stopping limit; always ends with last.pt."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.yaml").write_text(
+            yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+        )
+        tc = self.config.train
+        max_steps = max_steps or tc.max_steps
+        max_minutes = max_minutes or tc.max_minutes
+        start, minutes_before = time.monotonic(), self.progress.minutes
+        self.model.train()
+        # A signal only sets a flag: the step under way finishes, so the checkpoint
+        # written afterwards is consistent and resuming continues exactly.
+        self._stop_signal: str | None = None
+        handlers = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            reason = self._loop(max_steps, max_minutes, start, minutes_before)
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+            self.progress.minutes = minutes_before + (time.monotonic() - start) / 60
+        self.save({"stopped": reason}, best=False)
+        log.info("stopped at step %d: %s; best BLEU %.2f at step %d; run dir %s",
+                 self.progress.step, reason, self.progress.best_bleu, self.progress.best_step,
+                 self.out)
+        return self.progress
+
+    def _request_stop(self, signum: int, frame: object) -> None:
+        self._stop_signal = signal.Signals(signum).name
+        log.warning("%s received: stopping after this step", self._stop_signal)
+
+    def _loop(self, max_steps: int | None, max_minutes: float | None, start: float,
+              minutes_before: float) -> str:
+        tc, p = self.config.train, self.progress
+        pad, bos, eos = self.tgt_tok.pad_id, self.tgt_tok.bos_id, self.tgt_tok.eos_id
+        pin = pin_memory(self.device)
+        window = {"loss": 0.0, "tokens": 0, "time": time.monotonic()}
+        while p.epoch < tc.max_epochs:
+            batches = token_batches(self.train_set, tc.batch_tokens, tc.max_sentences,
+                                    tc.seed, p.epoch)
+            bar = tqdm(total=len(batches), initial=p.batch_in_epoch, desc=f"epoch {p.epoch + 1}",
+                       unit="batch", dynamic_ncols=True, disable=None, leave=False)
+            for indices in batches[p.batch_in_epoch :]:
+                batch = make_batch([self.train_set[i] for i in indices], pad, bos, eos)
+                loss, grad_norm, lr = self.train_step(batch.to(self.device, pin), p.step + 1)
+                p.step += 1
+                p.batch_in_epoch += 1
+                bar.update()
+                window["loss"] += loss * batch.n_tokens
+                window["tokens"] += batch.n_tokens
+                minutes = minutes_before + (time.monotonic() - start) / 60
+                if p.step % tc.log_every == 0:
+                    self._log_train(window, grad_norm, lr, minutes, bar)
+                if p.step % tc.valid_every == 0:
+                    p.minutes = minutes
+                    if self._validate_and_save(minutes):
+                        bar.close()
+                        return "early stopping: no BLEU gain"
+                if self._stop_signal is not None:
+                    bar.close()
+                    return f"stopped by {self._stop_signal}"
+                if max_steps is not None and p.step >= max_steps:
+                    bar.close()
+                    return f"max_steps {max_steps} reached"
+                if max_minutes is not None and (time.monotonic() - start) / 60 >= max_minutes:
+                    bar.close()
+                    return f"max_minutes {max_minutes} reached"
+            bar.close()
+            p.epoch += 1
+            p.batch_in_epoch = 0
+        return "max_epochs reached"
+
+    def _log_train(self, window: dict[str, float], grad_norm: float, lr: float, minutes: float,
+                   bar: tqdm) -> None:
+        p = self.progress
+        elapsed = time.monotonic() - window["time"]
+        loss = window["loss"] / max(window["tokens"], 1)
+        speed = window["tokens"] / max(elapsed, 1e-9)
+        record = {"kind": "train", "step": p.step, "epoch": p.epoch + 1,
+                  "minutes": round(minutes, 3), "loss": round(loss, 4), "lr": lr,
+                  "grad_norm": round(grad_norm, 3), "tgt_tokens_per_s": round(speed, 1)}
+        self._write_curve(record)
+        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{speed:.0f}")
+        log.info("step %d epoch %d | loss %.4f | lr %.2e | grad norm %.2f | %.0f tgt tok/s",
+                 p.step, p.epoch + 1, loss, lr, grad_norm, speed)
+        window.update(loss=0.0, tokens=0, time=time.monotonic())
+
+    def _validate_and_save(self, minutes: float) -> bool:
+        """Validate, checkpoint, adjust the schedule; True when early stopping triggers."""
+        p, tc = self.progress, self.config.train
+        t0 = time.monotonic()
+        v = self.validate()
+        improved = v.bleu > p.best_bleu
+        if improved:
+            p.best_bleu, p.best_step, p.stale_validations = v.bleu, p.step, 0
+        else:
+            p.stale_validations += 1
+        reduced = self.schedule.validated(v.bleu)
+        record = {"kind": "valid", "step": p.step, "epoch": p.epoch + 1,
+                  "minutes": round(minutes, 3), "loss": round(v.loss, 4),
+                  "ppl": round(v.perplexity, 3), "bleu": round(v.bleu, 2),
+                  "chrf": round(v.chrf, 2), "best_bleu": round(p.best_bleu, 2),
+                  "lr_reduced": reduced, "seconds": round(time.monotonic() - t0, 1)}
+        self._write_curve(record)
+        log.info("validation step %d | loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s%s",
+                 p.step, v.loss, v.perplexity, v.bleu, v.chrf, " | new best" if improved else "",
+                 " | lr reduced" if reduced else "")
+        scores = {"valid_bleu": v.bleu, "valid_chrf": v.chrf, "valid_loss": v.loss,
+                  "valid_ppl": v.perplexity, "bleu_signature": v.signature, "step": p.step}
+        self.save(scores, best=improved)
+        patience = tc.early_stopping_patience
+        return patience is not None and p.stale_validations >= patience
+
+
+
+
