@@ -1,0 +1,91 @@
+"""Model invariants: padding does not leak, attention is a distribution, it can learn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nmt.model import ModelConfig, Seq2Seq
+
+PAD, BOS, EOS = 0, 2, 3
+VARIANTS = [(c, a) for c in ("lstm", "gru") for a in ("bahdanau", "luong_dot", "luong_general")]
+
+
+def tiny_model(cell: str = "lstm", attention: str = "luong_general", layers: int = 1) -> Seq2Seq:
+    cfg = ModelConfig(cell=cell, attention=attention, emb_size=12, encoder_hidden=8,
+                      decoder_hidden=16, encoder_layers=layers, decoder_layers=layers, dropout=0.0)
+    return Seq2Seq(cfg, src_vocab=20, tgt_vocab=18, pad_id=PAD)
+
+
+def token_nll(model: Seq2Seq, src, lengths, tgt_in, tgt_out) -> torch.Tensor:
+    outputs, _ = model(src, lengths, tgt_in)
+    logp = torch.log_softmax(model.generator(outputs), dim=-1)
+    return -logp.gather(2, tgt_out.unsqueeze(2)).squeeze(2)  # B x T
+
+
+@pytest.mark.parametrize(("cell", "attention"), VARIANTS)
+def test_padding_does_not_change_loss_or_attention(cell: str, attention: str) -> None:
+    model = tiny_model(cell, attention, layers=2).eval()
+    alone_src = torch.tensor([[5, 6, 7]])
+    alone_in, alone_out = torch.tensor([[BOS, 9, 10]]), torch.tensor([[9, 10, EOS]])
+    batch_src = torch.tensor([[5, 6, 7, PAD, PAD], [4, 8, 9, 11, 12]])
+    batch_in = torch.tensor([[BOS, 9, 10, PAD, PAD, PAD], [BOS, 5, 6, 7, 8, 9]])
+    batch_out = torch.tensor([[9, 10, EOS, PAD, PAD, PAD], [5, 6, 7, 8, 9, EOS]])
+    with torch.no_grad():
+        nll_alone = token_nll(model, alone_src, torch.tensor([3]), alone_in, alone_out)
+        nll_batch = token_nll(model, batch_src, torch.tensor([3, 5]), batch_in, batch_out)
+        _, attn_alone = model(alone_src, torch.tensor([3]), alone_in)
+        _, attn_batch = model(batch_src, torch.tensor([3, 5]), batch_in)
+    torch.testing.assert_close(nll_batch[0, :3], nll_alone[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(attn_batch[0, :3, :3], attn_alone[0], rtol=1e-5, atol=1e-6)
+    # the summed loss of the batch is the sum of its sentences' losses
+    loss_batch = model.loss(batch_src, torch.tensor([3, 5]), batch_in, batch_out)
+    assert loss_batch.item() == pytest.approx(nll_batch[batch_out != PAD].sum().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize(("cell", "attention"), VARIANTS)
+def test_attention_is_zero_on_padding_and_sums_to_one(cell: str, attention: str) -> None:
+    model = tiny_model(cell, attention).eval()
+    src = torch.tensor([[5, 6, PAD, PAD], [4, 8, 9, 11], [7, PAD, PAD, PAD]])
+    lengths = torch.tensor([2, 4, 1])
+    tgt_in = torch.randint(4, 18, (3, 5))
+    with torch.no_grad():
+        _, attn = model(src, lengths, tgt_in)  # B x T x S
+    assert attn.shape == (3, 5, 4)
+    torch.testing.assert_close(attn.sum(-1), torch.ones(3, 5))
+    padding = (src == PAD).unsqueeze(1).expand_as(attn)
+    assert torch.all(attn[padding] == 0)
+    assert torch.all(attn[~padding] > 0)
+
+
+def test_tiny_model_overfits_a_handful_of_pairs() -> None:
+    model = tiny_model()
+    src = torch.tensor([[5, 6, 7, PAD], [8, 9, PAD, PAD], [10, 11, 12, 13], [14, 15, 16, PAD]])
+    lengths = torch.tensor([3, 2, 4, 3])
+    tgt_out = torch.tensor([[7, 6, 5, EOS, PAD], [9, 8, EOS, PAD, PAD],
+                            [13, 12, 11, 10, EOS], [16, 15, 14, EOS, PAD]])
+    tgt_in = torch.cat([torch.full((4, 1), BOS), tgt_out[:, :-1].masked_fill(tgt_out[:, :-1] == EOS, PAD)], 1)
+    n_tokens = int((tgt_out != PAD).sum())
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    first = None
+    for _ in range(150):
+        loss = model.loss(src, lengths, tgt_in, tgt_out) / n_tokens
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert first > 2.0
+    assert loss.item() < 0.02
+
+
+def test_tied_embeddings_share_the_output_matrix() -> None:
+    cfg = ModelConfig(emb_size=16, encoder_hidden=8, decoder_hidden=16, tie_embeddings=True)
+    model = Seq2Seq(cfg, 20, 18, PAD)
+    assert model.generator.weight is model.decoder.embed.weight
+
+
+def test_size_mismatches_are_rejected_by_the_config() -> None:
+    with pytest.raises(ValueError, match="tie_embeddings"):
+        ModelConfig(emb_size=16, decoder_hidden=32, tie_embeddings=True)
+    with pytest.raises(ValueError, match="luong_dot"):
+        ModelConfig(attention="luong_dot", encoder_hidden=8, decoder_hidden=32)

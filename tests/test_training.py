@@ -1,0 +1,169 @@
+"""Training: config validation, data errors, checkpoints, exact resume, the CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from nmt.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from nmt.cli import main
+from training.batching import token_batches
+from training.config import ConfigError, load_config, validate_config
+from training.data import DataError, Example, read_parallel
+from training.trainer import Trainer
+
+
+def write_yaml(path: Path, raw: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------ config
+def test_bad_config_value_names_the_field(tmp_path: Path, tiny_config: dict) -> None:
+    tiny_config["train"]["batch_tokens"] = -5
+    with pytest.raises(ConfigError, match=r"train\.batch_tokens"):
+        load_config(write_yaml(tmp_path / "c.yaml", tiny_config))
+
+
+def test_unknown_config_key_names_the_key(tiny_config: dict) -> None:
+    tiny_config["model"]["hiden_size"] = 5
+    with pytest.raises(ConfigError, match=r"model\.hiden_size: unknown key"):
+        validate_config(tiny_config)
+
+
+def test_overrides_are_typed_and_checked(tmp_path: Path, tiny_config: dict) -> None:
+    path = write_yaml(tmp_path / "c.yaml", tiny_config)
+    cfg = load_config(path, ["train.batch_tokens=77", "model.attention=bahdanau"])
+    assert cfg.train.batch_tokens == 77
+    assert cfg.model.attention == "bahdanau"
+    with pytest.raises(ConfigError, match=r"model\.attention"):
+        load_config(path, ["model.attention=concat"])
+
+
+def test_cli_reports_config_errors_without_traceback(tmp_path: Path, tiny_config: dict,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    tiny_config["train"]["learning_rate"] = "fast"
+    code = main(["train", "--config", str(write_yaml(tmp_path / "c.yaml", tiny_config))])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "train.learning_rate" in err
+    assert "Traceback" not in err
+
+
+# -------------------------------------------------------------------- data
+def test_misaligned_corpus_fails_with_both_line_counts(tmp_path: Path) -> None:
+    (tmp_path / "train.xx").write_text("a\nb\nc\n", encoding="utf-8")
+    (tmp_path / "train.yy").write_text("a\nb\nc\nd\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"misaligned.*3 lines.*4"):
+        read_parallel(tmp_path, "train", "xx", "yy")
+
+
+def test_tsv_corpus_is_read_and_bad_lines_are_located(tmp_path: Path) -> None:
+    (tmp_path / "c.tsv").write_text("a b\tA B\nc\tC\n", encoding="utf-8")
+    assert read_parallel(tmp_path, "c.tsv", "xx", "yy") == (["a b", "c"], ["A B", "C"])
+    (tmp_path / "bad.tsv").write_text("a\tA\nno tab here\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.tsv:2"):
+        read_parallel(tmp_path, "bad.tsv", "xx", "yy")
+
+
+def test_batches_respect_the_token_budget_and_cover_every_example() -> None:
+    examples = [Example([1] * (i % 7 + 1), [1] * (i % 11 + 1)) for i in range(500)]
+    batches = token_batches(examples, batch_tokens=60, max_sentences=50, seed=3, epoch=0)
+    seen = sorted(i for b in batches for i in b)
+    assert seen == list(range(500))
+    for b in batches:
+        longest = max(len(examples[i].tgt) + 1 for i in b)
+        assert longest * len(b) <= 60 or len(b) == 1
+    assert batches == token_batches(examples, 60, 50, seed=3, epoch=0)
+    assert batches != token_batches(examples, 60, 50, seed=3, epoch=1)
+
+
+# ------------------------------------------------------------- checkpoints
+def test_truncated_checkpoint_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    save_checkpoint({"model": {"w": torch.randn(100, 100)}}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated, corrupt"):
+        read_checkpoint(path)
+
+
+def test_foreign_and_future_checkpoints_are_rejected(tmp_path: Path) -> None:
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a checkpoint of this project"):
+        read_checkpoint(tmp_path / "other.pt")
+    save_checkpoint({"model": {}}, tmp_path / "future.pt")
+    payload = torch.load(tmp_path / "future.pt", weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="format version 99"):
+        read_checkpoint(tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        read_checkpoint(tmp_path / "missing.pt")
+
+
+# ---------------------------------------------------------------- training
+def params(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)["model"]
+
+
+def test_resume_continues_exactly(tiny_config: dict, tmp_path: Path) -> None:
+    straight = copy.deepcopy(tiny_config)
+    straight["output_dir"] = str(tmp_path / "straight")
+    Trainer(validate_config(straight)).run(max_steps=14)
+
+    split = copy.deepcopy(tiny_config)
+    split["output_dir"] = str(tmp_path / "split")
+    Trainer(validate_config(split)).run(max_steps=7)  # stops mid-epoch, after a validation
+    resumed = Trainer(validate_config(split), resume=True)
+    assert resumed.progress.step == 7
+    resumed.run(max_steps=14)
+
+    a, b = params(tmp_path / "straight" / "last.pt"), params(tmp_path / "split" / "last.pt")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    opt_a = read_checkpoint(tmp_path / "straight" / "last.pt")["training"]["optimizer"]
+    opt_b = read_checkpoint(tmp_path / "split" / "last.pt")["training"]["optimizer"]
+    for key, state in opt_a["state"].items():
+        assert torch.equal(state["exp_avg_sq"], opt_b["state"][key]["exp_avg_sq"])
+
+
+def test_run_directory_holds_checkpoints_curve_and_config(tiny_config: dict) -> None:
+    cfg = validate_config(tiny_config)
+    Trainer(cfg).run(max_steps=8)
+    out = Path(cfg.output_dir)
+    for name in ("best.pt", "last.pt", "curve.jsonl", "config.yaml", "step_8.pt"):
+        assert (out / name).is_file(), name
+    assert not (out / "step_4.pt").exists()  # keep_last: 1
+    records = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    valid = [r for r in records if r["kind"] == "valid"]
+    assert [r["step"] for r in valid] == [4, 8]
+    assert {"loss", "lr", "grad_norm", "tgt_tokens_per_s"} <= records[0].keys()
+    best = read_checkpoint(out / "best.pt")
+    assert "training" not in best  # inference checkpoints carry no optimizer state
+    assert best["src_lang"] == "xx" and best["tgt_lang"] == "yy"
+    assert "nrefs:1" in best["scores"]["bleu_signature"]
+    loaded = load_model(out / "best.pt")
+    assert loaded.step == best["step"]
+    assert validate_config(yaml.safe_load((out / "config.yaml").read_text())) == cfg
+
+
+def test_resume_without_a_checkpoint_fails_clearly(tiny_config: dict) -> None:
+    with pytest.raises(FileNotFoundError, match="no .*last.pt to resume from"):
+        Trainer(validate_config(tiny_config), resume=True)
+
+
+def test_training_learns_the_toy_language(tiny_config: dict) -> None:
+    """A few hundred steps on the synthetic corpus reach a clearly non-trivial BLEU."""
+    tiny_config["train"].update(valid_every=100, learning_rate=0.01, keep_last=0)
+    tiny_config["model"].update(dropout=0.0)
+    trainer = Trainer(validate_config(tiny_config))
+    trainer.run(max_steps=300)
+    assert trainer.progress.best_bleu > 30.0
