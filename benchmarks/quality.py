@@ -29,9 +29,20 @@ def nmt(*args: str) -> str:
 
 
 def evaluate(ckpt: Path, data: Path, src: str, tgt: str, beam: int) -> dict:
-    out = nmt("evaluate", "--checkpoint", str(ckpt), "--src", str(data / f"test_2016_flickr.{src}.gz"),
-              "--ref", str(data / f"test_2016_flickr.{tgt}.gz"), "--beam-size", str(beam), "--json",
-              "--device", "cpu")
+    out = nmt(
+        "evaluate",
+        "--checkpoint",
+        str(ckpt),
+        "--src",
+        str(data / f"test_2016_flickr.{src}.gz"),
+        "--ref",
+        str(data / f"test_2016_flickr.{tgt}.gz"),
+        "--beam-size",
+        str(beam),
+        "--json",
+        "--device",
+        "cpu",
+    )
     return json.loads(out)
 
 
@@ -40,7 +51,14 @@ def curve_table(curve: Path) -> str:
     for line in curve.read_text().splitlines():
         r = json.loads(line)
         if r["kind"] == "valid":
-            rows.append(f"| {r['step']} | {r['epoch']} | {r['minutes']:.1f} | {r['bleu']:.2f} | {r['ppl']:.2f} |")
+            cells = [
+                r["step"],
+                r["epoch"],
+                f"{r['minutes']:.1f}",
+                f"{r['bleu']:.2f}",
+                f"{r['ppl']:.2f}",
+            ]
+            rows.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(rows)
 
 
@@ -53,7 +71,12 @@ def plot(curve: Path, png: Path, marks: list[tuple[float, float, str]]) -> None:
     valid = [json.loads(x) for x in curve.read_text().splitlines()]
     valid = [r for r in valid if r["kind"] == "valid"]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([r["minutes"] for r in valid], [r["bleu"] for r in valid], marker="o", label="val BLEU (greedy)")
+    ax.plot(
+        [r["minutes"] for r in valid],
+        [r["bleu"] for r in valid],
+        marker="o",
+        label="val BLEU (greedy)",
+    )
     for x, y, label in marks:
         ax.scatter([x], [y], marker="*", s=120, zorder=3, label=label)
     ax.set_xlabel("training minutes (2-core CPU)")
@@ -65,31 +88,49 @@ def plot(curve: Path, png: Path, marks: list[tuple[float, float, str]]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", default="configs/multi30k_en_de.yaml")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_quality"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data/multi30k"))
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--snapshot-minutes", type=float, default=25)
     ap.add_argument("--beam", type=int, default=5)
-    ap.add_argument("--report-only", action="store_true", help="only score and plot an existing run")
+    ap.add_argument(
+        "--report-only", action="store_true", help="only score and plot an existing run"
+    )
     args = ap.parse_args()
     out = args.out
     common = ["train", "--config", args.config, "--output-dir", str(out)]
     if not args.report_only:
         sys.stdout.write(nmt(*common, "--max-minutes", str(args.snapshot_minutes)))
         shutil.copy(out / "best.pt", out / f"best_{args.snapshot_minutes:g}min.pt")
-        sys.stdout.write(nmt(*common, "--resume", "--max-minutes",
-                             str(args.minutes - args.snapshot_minutes)))
+        sys.stdout.write(
+            nmt(*common, "--resume", "--max-minutes", str(args.minutes - args.snapshot_minutes))
+        )
     results = {"config": args.config, "minutes": args.minutes, "beam": args.beam}
     for name in (f"best_{args.snapshot_minutes:g}min.pt", "best.pt"):
         results[name] = evaluate(out / name, args.data, "en", "de", args.beam)
         results[name + ":greedy"] = evaluate(out / name, args.data, "en", "de", 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     final, snap = results["best.pt"], results[f"best_{args.snapshot_minutes:g}min.pt"]
-    plot(out / "curve.jsonl", out / "curve.png", [
-        (args.snapshot_minutes, snap["bleu"]["score"], f"test beam {args.beam} at {args.snapshot_minutes:g} min"),
-        (args.minutes, final["bleu"]["score"], f"test beam {args.beam} at {args.minutes:g} min")])
+    plot(
+        out / "curve.jsonl",
+        out / "curve.png",
+        [
+            (
+                args.snapshot_minutes,
+                snap["bleu"]["score"],
+                f"test beam {args.beam} at {args.snapshot_minutes:g} min",
+            ),
+            (
+                args.minutes,
+                final["bleu"]["score"],
+                f"test beam {args.beam} at {args.minutes:g} min",
+            ),
+        ],
+    )
     print(json.dumps(results, indent=1))
     print(curve_table(out / "curve.jsonl"))
 

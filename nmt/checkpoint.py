@@ -100,7 +100,9 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:
-        raise CheckpointError(f"checkpoint {path} does not match its own model config: {err}")
+        raise CheckpointError(
+            f"checkpoint {path} does not match its own model config: {err}"
+        ) from err
     model.to(device).eval()
     return LoadedModel(
         model=model,

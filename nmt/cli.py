@@ -7,6 +7,11 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nmt.search import SearchConfig
+    from nmt.translator import Translation
 
 log = logging.getLogger("nmt")
 
@@ -21,30 +26,53 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", type=Path, help="YAML config (default: built-in defaults)")
     p.add_argument("--output-dir", type=Path, help="run directory (overrides output_dir)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from OUTPUT_DIR/last.pt exactly where it stopped")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUTPUT_DIR/last.pt exactly where it stopped",
+    )
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
-    p.add_argument("--max-minutes", type=float,
-                   help="stop after this many minutes of this invocation (checkpoint written)")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop after this many minutes of this invocation (checkpoint written)",
+    )
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides device)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.batch_tokens=2000 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.batch_tokens=2000 (repeatable)",
+    )
 
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, help="a .pt file written by nmt train")
     p.add_argument("--beam-size", type=int, default=5, help="1 = greedy (default 5)")
-    p.add_argument("--alpha", type=float, default=1.0,
-                   help="length normalization exponent: score = log P / len^alpha (default 1)")
-    p.add_argument("--penalty", choices=["average", "gnmt"], default="average",
-                   help="length penalty form (default: average)")
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=1.0,
+        help="length normalization exponent: score = log P / len^alpha (default 1)",
+    )
+    p.add_argument(
+        "--penalty",
+        choices=["average", "gnmt"],
+        default="average",
+        help="length penalty form (default: average)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
 
 def _add_translate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("translate", help="translate text with a checkpoint",
-                       description="Translate lines from --input (default stdin).")
+    p = sub.add_parser(
+        "translate",
+        help="translate text with a checkpoint",
+        description="Translate lines from --input (default stdin).",
+    )
     _add_search_options(p)
     p.add_argument("--n-best", type=int, default=1, help="hypotheses per sentence (jsonl)")
     p.add_argument("--input", type=Path, help="input file, one sentence per line (default stdin)")
@@ -56,8 +84,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="translate a test set and score it with sacreBLEU")
     _add_search_options(p)
     p.add_argument("--src", type=Path, required=True, help="source file (plain or .gz)")
-    p.add_argument("--ref", type=Path, action="append", required=True,
-                   help="reference file (repeat for several references)")
+    p.add_argument(
+        "--ref",
+        type=Path,
+        action="append",
+        required=True,
+        help="reference file (repeat for several references)",
+    )
     p.add_argument("--output", type=Path, help="also write the translations here")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
 
@@ -89,21 +122,44 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_config(args: argparse.Namespace, n_best: int = 1):  # noqa: ANN202
+def _search_config(
+    args: argparse.Namespace, n_best: int = 1, attention: bool = False
+) -> SearchConfig:
     from nmt.search import SearchConfig
 
     if args.beam_size < 1:
         raise ValueError("--beam-size must be >= 1")
     if n_best > args.beam_size:
         raise ValueError("--n-best cannot exceed --beam-size")
-    return SearchConfig(beam_size=args.beam_size, alpha=args.alpha, penalty=args.penalty,
-                        n_best=n_best, return_attention=False)
+    return SearchConfig(
+        beam_size=args.beam_size,
+        alpha=args.alpha,
+        penalty=args.penalty,
+        n_best=n_best,
+        return_attention=attention,
+    )
+
+
+def _translation_record(r: Translation) -> dict[str, Any]:
+    """One JSON line of ``nmt translate --format jsonl``."""
+    return {
+        "translation": r.text,
+        "score": r.score,
+        "confidence": r.confidence,
+        "n_best": [{"translation": t, "score": s} for t, s in r.n_best],
+        "source_tokens": r.source_tokens,
+        "target_tokens": r.target_tokens,
+        "attention": r.attention,
+        "source_words": r.source_words,
+        "target_words": r.target_words,
+        "alignment": r.alignment,
+    }
 
 
 def _run_translate(args: argparse.Namespace) -> int:
     from nmt.translator import Translator
 
-    cfg = _search_config(args, args.n_best)
+    cfg = _search_config(args, args.n_best, attention=args.format == "jsonl")
     translator = Translator.from_checkpoint(args.checkpoint, args.device)
     source = args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()
     lines = source.splitlines()
@@ -112,10 +168,7 @@ def _run_translate(args: argparse.Namespace) -> int:
     try:
         for r in results:
             if args.format == "jsonl":
-                out.write(json.dumps({"translation": r.text, "score": r.score,
-                                      "n_best": [{"translation": t, "score": s}
-                                                 for t, s in r.n_best]},
-                                     ensure_ascii=False) + "\n")
+                out.write(json.dumps(_translation_record(r), ensure_ascii=False) + "\n")
             else:
                 out.write(r.text + "\n")
     finally:
@@ -140,11 +193,18 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     hyps = [t.text for t in translator.translate(sources, cfg, args.batch_size)]
     if args.output:
         args.output.write_text("\n".join(hyps) + "\n", encoding="utf-8")
-    bleu, bleu_lc, chrf = (sacrebleu.metrics.BLEU(), sacrebleu.metrics.BLEU(lowercase=True),
-                           sacrebleu.metrics.CHRF())
-    scores = {name: {"score": round(m.corpus_score(hyps, refs).score, 2),
-                     "signature": str(m.get_signature())}
-              for name, m in (("bleu", bleu), ("bleu_lc", bleu_lc), ("chrf", chrf))}
+    bleu, bleu_lc, chrf = (
+        sacrebleu.metrics.BLEU(),
+        sacrebleu.metrics.BLEU(lowercase=True),
+        sacrebleu.metrics.CHRF(),
+    )
+    scores = {
+        name: {
+            "score": round(m.corpus_score(hyps, refs).score, 2),
+            "signature": str(m.get_signature()),
+        }
+        for name, m in (("bleu", bleu), ("bleu_lc", bleu_lc), ("chrf", chrf))
+    }
     if args.json:
         print(json.dumps(scores, indent=1))
     else:
@@ -155,9 +215,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     from nmt.checkpoint import CheckpointError
     from training.config import ConfigError
     from training.data import DataError

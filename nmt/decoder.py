@@ -145,6 +145,7 @@ class Decoder(nn.Module):
         num_layers: int,
         encoder_size: int,
         attention: str,
+        *,
         dropout: float,
         pad_id: int,
         cell: str = "lstm",
@@ -200,8 +201,9 @@ class Decoder(nn.Module):
         cs: list[torch.Tensor | None] = []
         for i, layer in enumerate(self.layers):
             pre, x = (emb_gates, state.feed) if i == 0 else (None, self.dropout(hs[-1]))
-            h, c = layer(pre, x, state.h[i], None if state.c is None else state.c[i],
-                         memory.weights[i])
+            h, c = layer(
+                pre, x, state.h[i], None if state.c is None else state.c[i], memory.weights[i]
+            )
             hs.append(h)
             cs.append(c)
         top = hs[-1]

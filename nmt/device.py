@@ -58,9 +58,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
         if not torch.cuda.is_available():
             raise ValueError(f"device {spec!r} requested but CUDA is not available on this machine")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
-            )
+            count = torch.cuda.device_count()
+            raise ValueError(f"device {spec!r} requested but only {count} CUDA device(s) exist")
     elif device.type != "cpu":
         raise ValueError(f"unsupported device type {device.type!r}: use auto, cpu or cuda[:N]")
     return device
@@ -73,7 +72,9 @@ def native_bf16(device: torch.device) -> bool:
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:

@@ -52,9 +52,7 @@ class Seq2Seq(nn.Module):
     ``step`` (last tokens and state -> log-probabilities, attention, new state).
     """
 
-    def __init__(
-        self, config: ModelConfig, src_vocab: int, tgt_vocab: int, pad_id: int
-    ) -> None:
+    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, pad_id: int) -> None:
         super().__init__()
         self.config = config
         self.pad_id = pad_id
@@ -74,17 +72,15 @@ class Seq2Seq(nn.Module):
             config.decoder_layers,
             self.encoder.output_size,
             config.attention,
-            config.dropout,
-            pad_id,
-            config.cell,
+            dropout=config.dropout,
+            pad_id=pad_id,
+            cell=config.cell,
         )
         self.generator = nn.Linear(config.decoder_hidden, tgt_vocab)
         if config.tie_embeddings:
             self.generator.weight = self.decoder.embed.weight
 
-    def encode(
-        self, src: torch.Tensor, src_lengths: torch.Tensor
-    ) -> tuple[Memory, DecoderState]:
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
         """src: (B, S) ids, src_lengths: (B,) -> memory and initial decoder state."""
         memory, final = self.encoder(src, src_lengths)
         return self.decoder.init_state(memory, final, src != self.pad_id)

@@ -75,8 +75,9 @@ def _max_lengths(src_lengths: torch.Tensor, cfg: SearchConfig) -> torch.Tensor:
     return (src_lengths.float() * cfg.max_len_a + cfg.max_len_b).long().clamp(min=1)
 
 
-def _restrict(log_probs: torch.Tensor, t: int, max_len: torch.Tensor, eos: int,
-              min_len: int) -> torch.Tensor:
+def _restrict(
+    log_probs: torch.Tensor, t: int, max_len: torch.Tensor, eos: int, min_len: int
+) -> torch.Tensor:
     """Force EOS at the length limit and forbid it before ``min_len``.
 
     log_probs: (R, V); max_len: (R,) limit of each row.
@@ -88,7 +89,9 @@ def _restrict(log_probs: torch.Tensor, t: int, max_len: torch.Tensor, eos: int,
         eos_col = log_probs[:, eos].clone()
         log_probs[at_limit] = float("-inf")
         log_probs[at_limit, eos] = torch.where(
-            torch.isfinite(eos_col[at_limit]), eos_col[at_limit], torch.zeros_like(eos_col[at_limit])
+            torch.isfinite(eos_col[at_limit]),
+            eos_col[at_limit],
+            torch.zeros_like(eos_col[at_limit]),
         )
     return log_probs
 
@@ -130,7 +133,11 @@ def greedy_search(
     max_len = _max_lengths(src_lengths, cfg)
     limit = int(max_len.max())
     out = torch.full((batch, limit), eos, dtype=torch.long, device=device)
-    attn_out = src.new_zeros((batch, limit, src.size(1)), dtype=torch.float) if cfg.return_attention else None
+    attn_out = (
+        src.new_zeros((batch, limit, src.size(1)), dtype=torch.float)
+        if cfg.return_attention
+        else None
+    )
     log_prob = torch.zeros(batch, device=device)
     length = torch.full((batch,), limit, dtype=torch.long, device=device)
     alive = torch.arange(batch, device=device)
@@ -160,7 +167,8 @@ def greedy_search(
                 tokens=out[i, : length[i] - 1].tolist(),
                 score=float(scores[i]),
                 log_prob=float(log_prob[i]),
-                attention=None if attn_out is None
+                attention=None
+                if attn_out is None
                 else _trim_attention(attn_out[i, : length[i]], int(src_lengths[i])),
             )
         ]
@@ -179,8 +187,15 @@ class _Beams:
 
 
 def _finalize(
-    beams: _Beams, pos_ok: torch.Tensor, beam_idx: torch.Tensor, cand_scores: torch.Tensor,
-    attn: torch.Tensor | None, t: int, cfg: SearchConfig, src_lengths: torch.Tensor,
+    beams: _Beams,
+    pos_ok: torch.Tensor,
+    beam_idx: torch.Tensor,
+    cand_scores: torch.Tensor,
+    attn: torch.Tensor | None,
+    *,
+    t: int,
+    cfg: SearchConfig,
+    src_lengths: torch.Tensor,
     finished: list[list[Hypothesis]],
 ) -> None:
     """Set aside the EOS candidates marked in ``pos_ok`` (Ba x 2k) as finished hypotheses."""
@@ -234,7 +249,8 @@ def beam_search(
         scores=scores,
         tokens=torch.empty((batch, k, 0), dtype=torch.long, device=device),
         attention=src.new_zeros((batch, k, 0, src.size(1)), dtype=torch.float)
-        if cfg.return_attention else None,
+        if cfg.return_attention
+        else None,
     )
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     prev = torch.full((batch * k,), bos, dtype=torch.long, device=device)
@@ -249,7 +265,17 @@ def beam_search(
         beam_idx, tok = cand_idx // vocab, cand_idx % vocab
         is_eos = (tok == eos) & torch.isfinite(cand_scores)
         top_k = torch.arange(cand_idx.size(1), device=device) < k
-        _finalize(beams, is_eos & top_k, beam_idx, cand_scores, attn, t, cfg, src_lengths, finished)
+        _finalize(
+            beams,
+            is_eos & top_k,
+            beam_idx,
+            cand_scores,
+            attn,
+            t=t,
+            cfg=cfg,
+            src_lengths=src_lengths,
+            finished=finished,
+        )
 
         # the k best candidates that do not end: EOS ones sort after all others
         order = torch.arange(cand_idx.size(1), device=device).expand_as(cand_idx)
@@ -257,13 +283,18 @@ def beam_search(
         src_beam = beam_idx.gather(1, pick)
         flat = (torch.arange(n_alive, device=device).unsqueeze(1) * k + src_beam).view(-1)
         new_tok = tok.gather(1, pick)
-        beams.scores = cand_scores.gather(1, pick).masked_fill(tok.gather(1, pick) == eos, float("-inf"))
-        beams.tokens = torch.cat([beams.tokens.view(n_alive * k, t)[flat].view(n_alive, k, t),
-                                  new_tok.unsqueeze(2)], dim=2)
+        beams.scores = cand_scores.gather(1, pick).masked_fill(
+            tok.gather(1, pick) == eos, float("-inf")
+        )
+        beams.tokens = torch.cat(
+            [beams.tokens.view(n_alive * k, t)[flat].view(n_alive, k, t), new_tok.unsqueeze(2)],
+            dim=2,
+        )
         if beams.attention is not None:
             old = beams.attention.view(n_alive * k, t, attn.size(-1))[flat]
             beams.attention = torch.cat([old, attn.float()[flat].unsqueeze(1)], dim=1).view(
-                n_alive, k, t + 1, -1)
+                n_alive, k, t + 1, -1
+            )
         state = state.select(flat)
 
         done = torch.tensor([len(finished[s]) >= k for s in beams.sentence.tolist()], device=device)
@@ -272,8 +303,12 @@ def beam_search(
         if done.any():
             keep = (~done).nonzero().squeeze(1)
             rows = (keep.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
-            beams = _Beams(beams.sentence[keep], beams.scores[keep], beams.tokens[keep],
-                           None if beams.attention is None else beams.attention[keep])
+            beams = _Beams(
+                beams.sentence[keep],
+                beams.scores[keep],
+                beams.tokens[keep],
+                None if beams.attention is None else beams.attention[keep],
+            )
             memory, state, new_tok = memory.select(rows), state.select(rows), new_tok[keep]
         prev = new_tok.reshape(-1)
     return [sorted(hyps, key=lambda h: -h.score)[: cfg.n_best] for hyps in finished]

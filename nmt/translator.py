@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from nmt.alignment import confidence, hard_alignment, word_attention, words
 from nmt.checkpoint import LoadedModel, load_model
 from nmt.device import resolve_device
 from nmt.model import Seq2Seq
@@ -44,13 +45,22 @@ def decode_ids(
 
 @dataclass
 class Translation:
-    """The best translation of one text and what led to it."""
+    """The best translation of one text and what led to it.
+
+    ``attention`` is (target subwords + EOS) x source subwords; ``word_attention`` is
+    target words x source words; ``alignment`` holds (source word, target word) pairs.
+    """
 
     text: str
     score: float
+    confidence: float
     source_tokens: list[str]
     target_tokens: list[str]
     attention: list[list[float]] | None
+    source_words: list[str] = field(default_factory=list)
+    target_words: list[str] = field(default_factory=list)
+    word_attention: list[list[float]] | None = None
+    alignment: list[tuple[int, int]] = field(default_factory=list)
     n_best: list[tuple[str, float]] = field(default_factory=list)
 
 
@@ -76,17 +86,25 @@ class Translator:
         results = decode_ids(
             self.model, src_ids, self.tgt_tok.bos_id, self.tgt_tok.eos_id, cfg, batch_size
         )
-        out = []
-        for ids, hyps in zip(src_ids, results, strict=True):
-            best = hyps[0]
-            out.append(
-                Translation(
-                    text=self.tgt_tok.decode([best.tokens])[0],
-                    score=best.score,
-                    source_tokens=self.src_tok.pieces(ids),
-                    target_tokens=self.tgt_tok.pieces(best.tokens),
-                    attention=None if best.attention is None else best.attention.tolist(),
-                    n_best=[(self.tgt_tok.decode([h.tokens])[0], h.score) for h in hyps],
-                )
-            )
-        return out
+        return [self._describe(ids, hyps) for ids, hyps in zip(src_ids, results, strict=True)]
+
+    def _describe(self, src_ids: list[int], hyps: list[Hypothesis]) -> Translation:
+        best = hyps[0]
+        src_pieces = self.src_tok.pieces(src_ids)
+        tgt_pieces = self.tgt_tok.pieces(best.tokens)
+        word_attn = None
+        if best.attention is not None:
+            word_attn = word_attention(best.attention, src_pieces, tgt_pieces)
+        return Translation(
+            text=self.tgt_tok.decode([best.tokens])[0],
+            score=best.score,
+            confidence=confidence(best.log_prob, len(best.tokens) + 1, best.attention),
+            source_tokens=src_pieces,
+            target_tokens=tgt_pieces,
+            attention=None if best.attention is None else best.attention.tolist(),
+            source_words=words(src_pieces),
+            target_words=words(tgt_pieces),
+            word_attention=None if word_attn is None else word_attn.tolist(),
+            alignment=[] if word_attn is None else hard_alignment(word_attn),
+            n_best=[(self.tgt_tok.decode([h.tokens])[0], h.score) for h in hyps],
+        )

@@ -24,7 +24,9 @@ def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return pairs
 
 
-def write_split(directory: Path, split: str, pairs: list[tuple[str, str]], gz: bool = False) -> None:
+def write_split(
+    directory: Path, split: str, pairs: list[tuple[str, str]], gz: bool = False
+) -> None:
     for lang, side in (("xx", 0), ("yy", 1)):
         text = "\n".join(p[side] for p in pairs) + "\n"
         if gz:
@@ -57,6 +59,13 @@ def tiny_config(corpus_dir: Path, tmp_path: Path) -> dict[str, Any]:
         "data": {"dir": str(corpus_dir), "src_lang": "xx", "tgt_lang": "yy", "download": False},
         "tokenizer": {"joint": True, "vocab_size": 60},
         "model": {"emb_size": 16, "encoder_hidden": 16, "decoder_hidden": 24, "dropout": 0.2},
-        "train": {"batch_tokens": 120, "valid_every": 4, "log_every": 2, "keep_last": 1,
-                  "precision": "fp32", "seed": 7, "early_stopping_patience": None},
+        "train": {
+            "batch_tokens": 120,
+            "valid_every": 4,
+            "log_every": 2,
+            "keep_last": 1,
+            "precision": "fp32",
+            "seed": 7,
+            "early_stopping_patience": None,
+        },
     }

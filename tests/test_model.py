@@ -12,8 +12,16 @@ VARIANTS = [(c, a) for c in ("lstm", "gru") for a in ("bahdanau", "luong_dot", "
 
 
 def tiny_model(cell: str = "lstm", attention: str = "luong_general", layers: int = 1) -> Seq2Seq:
-    cfg = ModelConfig(cell=cell, attention=attention, emb_size=12, encoder_hidden=8,
-                      decoder_hidden=16, encoder_layers=layers, decoder_layers=layers, dropout=0.0)
+    cfg = ModelConfig(
+        cell=cell,
+        attention=attention,
+        emb_size=12,
+        encoder_hidden=8,
+        decoder_hidden=16,
+        encoder_layers=layers,
+        decoder_layers=layers,
+        dropout=0.0,
+    )
     return Seq2Seq(cfg, src_vocab=20, tgt_vocab=18, pad_id=PAD)
 
 
@@ -62,9 +70,12 @@ def test_tiny_model_overfits_a_handful_of_pairs() -> None:
     model = tiny_model()
     src = torch.tensor([[5, 6, 7, PAD], [8, 9, PAD, PAD], [10, 11, 12, 13], [14, 15, 16, PAD]])
     lengths = torch.tensor([3, 2, 4, 3])
-    tgt_out = torch.tensor([[7, 6, 5, EOS, PAD], [9, 8, EOS, PAD, PAD],
-                            [13, 12, 11, 10, EOS], [16, 15, 14, EOS, PAD]])
-    tgt_in = torch.cat([torch.full((4, 1), BOS), tgt_out[:, :-1].masked_fill(tgt_out[:, :-1] == EOS, PAD)], 1)
+    tgt_out = torch.tensor(
+        [[7, 6, 5, EOS, PAD], [9, 8, EOS, PAD, PAD], [13, 12, 11, 10, EOS], [16, 15, 14, EOS, PAD]]
+    )
+    tgt_in = torch.cat(
+        [torch.full((4, 1), BOS), tgt_out[:, :-1].masked_fill(tgt_out[:, :-1] == EOS, PAD)], 1
+    )
     n_tokens = int((tgt_out != PAD).sum())
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     first = None

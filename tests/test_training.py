@@ -46,8 +46,9 @@ def test_overrides_are_typed_and_checked(tmp_path: Path, tiny_config: dict) -> N
         load_config(path, ["model.attention=concat"])
 
 
-def test_cli_reports_config_errors_without_traceback(tmp_path: Path, tiny_config: dict,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_config_errors_without_traceback(
+    tmp_path: Path, tiny_config: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
     tiny_config["train"]["learning_rate"] = "fast"
     code = main(["train", "--config", str(write_yaml(tmp_path / "c.yaml", tiny_config))])
     err = capsys.readouterr().err
@@ -156,7 +157,7 @@ def test_run_directory_holds_checkpoints_curve_and_config(tiny_config: dict) -> 
 
 
 def test_resume_without_a_checkpoint_fails_clearly(tiny_config: dict) -> None:
-    with pytest.raises(FileNotFoundError, match="no .*last.pt to resume from"):
+    with pytest.raises(FileNotFoundError, match=r"no .*last\.pt to resume from"):
         Trainer(validate_config(tiny_config), resume=True)
 
 
@@ -167,3 +168,107 @@ def test_training_learns_the_toy_language(tiny_config: dict) -> None:
     trainer = Trainer(validate_config(tiny_config))
     trainer.run(max_steps=300)
     assert trainer.progress.best_bleu > 30.0
+
+
+def test_cli_train_translate_evaluate(
+    tmp_path: Path, tiny_config: dict, corpus_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_yaml(tmp_path / "c.yaml", tiny_config)
+    out = tmp_path / "cli_run"
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--output-dir",
+                str(out),
+                "--max-steps",
+                "4",
+                "--set",
+                "train.valid_every=2",
+            ]
+        )
+        == 0
+    )
+    ckpt = out / "best.pt"
+    assert ckpt.is_file()
+
+    src = tmp_path / "in.txt"
+    src.write_text("the dog runs\na big cat\n", encoding="utf-8")
+    result = tmp_path / "out.jsonl"
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(ckpt),
+                "--input",
+                str(src),
+                "--output",
+                str(result),
+                "--format",
+                "jsonl",
+                "--beam-size",
+                "3",
+                "--n-best",
+                "2",
+            ]
+        )
+        == 0
+    )
+    lines = [json.loads(x) for x in result.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 2
+    for record in lines:
+        assert len(record["n_best"]) == 2
+        assert 0.0 <= record["confidence"] <= 1.0
+        n_src, n_tgt = len(record["source_words"]), len(record["target_words"])
+        assert len(record["attention"]) == len(record["target_tokens"]) + 1  # + EOS row
+        assert [t for _, t in record["alignment"]] == list(range(n_tgt))
+        assert all(0 <= s < n_src for s, _ in record["alignment"])
+
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ckpt),
+                "--src",
+                str(corpus_dir / "val.xx"),
+                "--ref",
+                str(corpus_dir / "val.yy"),
+                "--json",
+                "--beam-size",
+                "2",
+            ]
+        )
+        == 0
+    )
+    scores = json.loads(capsys.readouterr().out)
+    assert set(scores) == {"bleu", "bleu_lc", "chrf"}
+    assert "case:lc" in scores["bleu_lc"]["signature"]
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tmp_path / "nope.pt"),
+                "--src",
+                str(src),
+                "--ref",
+                str(src),
+            ]
+        )
+        == 2
+    )
+
+
+def test_reused_sentencepiece_model(tmp_path: Path, tiny_config: dict) -> None:
+    first = Trainer(validate_config(tiny_config))
+    first.src_tok.save(tmp_path / "joint.model")
+    tiny_config["tokenizer"] = {"src_model": str(tmp_path / "joint.model")}
+    tiny_config["output_dir"] = str(tmp_path / "reuse")
+    second = Trainer(validate_config(tiny_config))
+    assert second.src_tok.model_proto == first.src_tok.model_proto
+    assert second.tgt_tok is second.src_tok

@@ -32,8 +32,9 @@ class Batch:
         def move(t: torch.Tensor) -> torch.Tensor:
             return t.pin_memory().to(device, non_blocking=True) if pin else t.to(device)
 
-        return Batch(move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out),
-                     self.n_tokens)
+        return Batch(
+            move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out), self.n_tokens
+        )
 
 
 def make_batch(examples: list[Example], pad: int, bos: int, eos: int) -> Batch:
@@ -53,7 +54,11 @@ def make_batch(examples: list[Example], pad: int, bos: int, eos: int) -> Batch:
 
 
 def token_batches(
-    examples: list[Example], batch_tokens: int, max_sentences: int, seed: int, epoch: int,
+    examples: list[Example],
+    batch_tokens: int,
+    max_sentences: int,
+    seed: int,
+    epoch: int,
     shuffle: bool = True,
 ) -> list[list[int]]:
     """Group example indices into batches of at most ``batch_tokens`` padded target tokens.

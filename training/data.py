@@ -47,7 +47,9 @@ def split_file(directory: Path, split: str, lang: str) -> Path:
     raise DataError(f"no file {split}.{lang} or {split}.{lang}.gz in {directory}")
 
 
-def read_parallel(directory: Path, split: str, src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:
+def read_parallel(
+    directory: Path, split: str, src_lang: str, tgt_lang: str
+) -> tuple[list[str], list[str]]:
     """Read one split as aligned source and target lines.
 
     ``split`` is a file prefix (``train`` -> ``train.en.gz`` + ``train.de.gz``) or a
@@ -61,7 +63,9 @@ def read_parallel(directory: Path, split: str, src_lang: str, tgt_lang: str) -> 
         for number, line in enumerate(read_lines(path), start=1):
             fields = line.split("\t")
             if len(fields) != 2:
-                raise DataError(f"{path}:{number}: expected 2 tab-separated fields, got {len(fields)}")
+                raise DataError(
+                    f"{path}:{number}: expected 2 tab-separated fields, got {len(fields)}"
+                )
             src.append(fields[0])
             tgt.append(fields[1])
         return src, tgt
@@ -108,8 +112,8 @@ class Example:
 def normalize_pairs(src: list[str], tgt: list[str]) -> tuple[list[str], list[str], int]:
     """NFC-normalize and drop pairs with an empty side; returns the count dropped."""
     kept_src, kept_tgt = [], []
-    for s, t in zip(src, tgt, strict=True):
-        s, t = normalize(s), normalize(t)
+    for raw_src, raw_tgt in zip(src, tgt, strict=True):
+        s, t = normalize(raw_src), normalize(raw_tgt)
         if s and t:
             kept_src.append(s)
             kept_tgt.append(t)
@@ -136,7 +140,12 @@ def encode_pairs(
     too_long = len(src) - len(examples)
     log.info(
         "%s: %d pairs kept, %d dropped as empty, %d dropped as longer than %d/%d subwords",
-        name, len(examples), empty, too_long, max_src_len, max_tgt_len,
+        name,
+        len(examples),
+        empty,
+        too_long,
+        max_src_len,
+        max_tgt_len,
     )
     if not examples:
         raise DataError(f"{name}: no sentence pairs left after filtering")
@@ -177,15 +186,24 @@ def build_tokenizers(
     started = time.monotonic()
     if cfg.joint:
         tok = Tokenizer.train(src + tgt, cfg.vocab_size, cfg.model_type, cfg.character_coverage)
-        log.info("trained joint SentencePiece model: %d pieces in %.1fs",
-                 tok.vocab_size, time.monotonic() - started)
+        log.info(
+            "trained joint SentencePiece model: %d pieces in %.1fs",
+            tok.vocab_size,
+            time.monotonic() - started,
+        )
         return tok, tok
-    src_tok = Tokenizer.train(src, cfg.src_vocab_size or cfg.vocab_size, cfg.model_type,
-                              cfg.character_coverage)
-    tgt_tok = Tokenizer.train(tgt, cfg.tgt_vocab_size or cfg.vocab_size, cfg.model_type,
-                              cfg.character_coverage)
-    log.info("trained SentencePiece models: %d / %d pieces in %.1fs",
-             src_tok.vocab_size, tgt_tok.vocab_size, time.monotonic() - started)
+    src_tok = Tokenizer.train(
+        src, cfg.src_vocab_size or cfg.vocab_size, cfg.model_type, cfg.character_coverage
+    )
+    tgt_tok = Tokenizer.train(
+        tgt, cfg.tgt_vocab_size or cfg.vocab_size, cfg.model_type, cfg.character_coverage
+    )
+    log.info(
+        "trained SentencePiece models: %d / %d pieces in %.1fs",
+        src_tok.vocab_size,
+        tgt_tok.vocab_size,
+        time.monotonic() - started,
+    )
     return src_tok, tgt_tok
 
 
@@ -206,10 +224,13 @@ def prepare_data(config: Config, resume: dict[str, Any] | None = None) -> Prepar
     else:
         norm_src, norm_tgt, _ = normalize_pairs(train_src, train_tgt)
         src_tok, tgt_tok = build_tokenizers(config.tokenizer, norm_src, norm_tgt)
-    train = encode_pairs(train_src, train_tgt, src_tok, tgt_tok, data.max_src_len,
-                         data.max_tgt_len, "train")
+    train = encode_pairs(
+        train_src, train_tgt, src_tok, tgt_tok, data.max_src_len, data.max_tgt_len, "train"
+    )
     # Validation keeps every non-empty pair: BLEU must be over the whole set.
     valid_src, valid_tgt, _ = normalize_pairs(valid_src, valid_tgt)
-    valid = [Example(s, t) for s, t in zip(src_tok.encode(valid_src), tgt_tok.encode(valid_tgt),
-                                           strict=True)]
+    valid = [
+        Example(s, t)
+        for s, t in zip(src_tok.encode(valid_src), tgt_tok.encode(valid_tgt), strict=True)
+    ]
     return PreparedData(src_tok, tgt_tok, train, valid, valid_tgt)

@@ -11,8 +11,13 @@ class WarmupPlateau:
     """lr = base * min(1, step / warmup) * scale; ``scale`` shrinks on a BLEU plateau."""
 
     def __init__(
-        self, optimizer: torch.optim.Optimizer, base_lr: float, warmup_steps: int,
-        factor: float, patience: int, min_lr: float,
+        self,
+        optimizer: torch.optim.Optimizer,
+        base_lr: float,
+        warmup_steps: int,
+        factor: float,
+        patience: int,
+        min_lr: float,
     ) -> None:
         self.optimizer = optimizer
         self.base_lr = base_lr

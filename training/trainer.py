@@ -80,12 +80,18 @@ class Trainer:
             config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, self.tgt_tok.pad_id
         ).to(self.device)
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=tc.learning_rate, betas=tc.adam_betas,
+            self.model.parameters(),
+            lr=tc.learning_rate,
+            betas=tc.adam_betas,
             weight_decay=tc.weight_decay,
         )
         self.schedule = WarmupPlateau(
-            self.optimizer, tc.learning_rate, tc.warmup_steps, tc.plateau_factor,
-            tc.plateau_patience, tc.min_learning_rate,
+            self.optimizer,
+            tc.learning_rate,
+            tc.warmup_steps,
+            tc.plateau_factor,
+            tc.plateau_patience,
+            tc.min_learning_rate,
         )
         # fp16 needs loss scaling; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(
@@ -96,17 +102,18 @@ class Trainer:
             self._restore(resume_payload)
         log.info(
             "model: %.2fM parameters, device %s, autocast %s, vocab %d/%d",
-            self.model.num_parameters() / 1e6, self.device, self.amp_dtype or "off (fp32)",
-            self.src_tok.vocab_size, self.tgt_tok.vocab_size,
+            self.model.num_parameters() / 1e6,
+            self.device,
+            self.amp_dtype or "off (fp32)",
+            self.src_tok.vocab_size,
+            self.tgt_tok.vocab_size,
         )
 
     # ----------------------------------------------------------------- state
     def _resume_payload(self) -> dict[str, Any]:
         last = self.out / "last.pt"
         if not last.is_file():
-            raise FileNotFoundError(
-                f"--resume: no {last} to resume from (start without --resume)"
-            )
+            raise FileNotFoundError(f"--resume: no {last} to resume from (start without --resume)")
         payload = read_checkpoint(last)
         if "training" not in payload:
             raise ValueError(f"{last} holds no training state to resume from")
@@ -167,16 +174,26 @@ class Trainer:
         self.model.eval()
         total, tokens = 0.0, 0
         pad, bos, eos = self.tgt_tok.pad_id, self.tgt_tok.bos_id, self.tgt_tok.eos_id
-        for indices in token_batches(self.valid_set, self.config.train.batch_tokens,
-                                     self.config.train.max_sentences, 0, 0, shuffle=False):
+        for indices in token_batches(
+            self.valid_set,
+            self.config.train.batch_tokens,
+            self.config.train.max_sentences,
+            0,
+            0,
+            shuffle=False,
+        ):
             batch = make_batch([self.valid_set[i] for i in indices], pad, bos, eos).to(self.device)
             with autocast(self.device, self.amp_dtype):
                 nll = self.model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
             total += float(nll)
             tokens += batch.n_tokens
         hyps = decode_ids(
-            self.model, [e.src for e in self.valid_set], bos, eos,
-            SearchConfig(beam_size=1, return_attention=False), self.config.train.valid_batch_size,
+            self.model,
+            [e.src for e in self.valid_set],
+            bos,
+            eos,
+            SearchConfig(beam_size=1, return_attention=False),
+            self.config.train.valid_batch_size,
         )
         texts = self.tgt_tok.decode([h[0].tokens for h in hyps])
         bleu = sacrebleu.metrics.BLEU()
@@ -184,8 +201,9 @@ class Trainer:
         chrf = sacrebleu.metrics.CHRF().corpus_score(texts, [self.valid_refs])
         self.model.train()
         loss = total / max(tokens, 1)
-        return Validation(loss, math.exp(min(loss, 50)), bleu_score.score, chrf.score,
-                          str(bleu.get_signature()))
+        return Validation(
+            loss, math.exp(min(loss, 50)), bleu_score.score, chrf.score, str(bleu.get_signature())
+        )
 
     # --------------------------------------------------------------- logging
     def _write_curve(self, record: dict[str, Any]) -> None:
@@ -198,8 +216,9 @@ class Trainer:
         tc = self.config.train
         lr = self.schedule.step(step)
         with autocast(self.device, self.amp_dtype):
-            loss = self.model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out,
-                                   tc.label_smoothing)
+            loss = self.model.loss(
+                batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, tc.label_smoothing
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss / batch.n_tokens).backward()
         self.scaler.unscale_(self.optimizer)
@@ -222,7 +241,9 @@ class Trainer:
         # A signal only sets a flag: the step under way finishes, so the checkpoint
         # written afterwards is consistent and resuming continues exactly.
         self._stop_signal: str | None = None
-        handlers = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        handlers = {
+            s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)
+        }
         try:
             reason = self._loop(max_steps, max_minutes, start, minutes_before)
         finally:
@@ -230,26 +251,40 @@ class Trainer:
                 signal.signal(s, h)
             self.progress.minutes = minutes_before + (time.monotonic() - start) / 60
         self.save({"stopped": reason}, best=False)
-        log.info("stopped at step %d: %s; best BLEU %.2f at step %d; run dir %s",
-                 self.progress.step, reason, self.progress.best_bleu, self.progress.best_step,
-                 self.out)
+        log.info(
+            "stopped at step %d: %s; best BLEU %.2f at step %d; run dir %s",
+            self.progress.step,
+            reason,
+            self.progress.best_bleu,
+            self.progress.best_step,
+            self.out,
+        )
         return self.progress
 
     def _request_stop(self, signum: int, frame: object) -> None:
         self._stop_signal = signal.Signals(signum).name
         log.warning("%s received: stopping after this step", self._stop_signal)
 
-    def _loop(self, max_steps: int | None, max_minutes: float | None, start: float,
-              minutes_before: float) -> str:
+    def _loop(
+        self, max_steps: int | None, max_minutes: float | None, start: float, minutes_before: float
+    ) -> str:
         tc, p = self.config.train, self.progress
         pad, bos, eos = self.tgt_tok.pad_id, self.tgt_tok.bos_id, self.tgt_tok.eos_id
         pin = pin_memory(self.device)
         window = {"loss": 0.0, "tokens": 0, "time": time.monotonic()}
         while p.epoch < tc.max_epochs:
-            batches = token_batches(self.train_set, tc.batch_tokens, tc.max_sentences,
-                                    tc.seed, p.epoch)
-            bar = tqdm(total=len(batches), initial=p.batch_in_epoch, desc=f"epoch {p.epoch + 1}",
-                       unit="batch", dynamic_ncols=True, disable=None, leave=False)
+            batches = token_batches(
+                self.train_set, tc.batch_tokens, tc.max_sentences, tc.seed, p.epoch
+            )
+            bar = tqdm(
+                total=len(batches),
+                initial=p.batch_in_epoch,
+                desc=f"epoch {p.epoch + 1}",
+                unit="batch",
+                dynamic_ncols=True,
+                disable=None,
+                leave=False,
+            )
             for indices in batches[p.batch_in_epoch :]:
                 batch = make_batch([self.train_set[i] for i in indices], pad, bos, eos)
                 loss, grad_norm, lr = self.train_step(batch.to(self.device, pin), p.step + 1)
@@ -280,19 +315,34 @@ class Trainer:
             p.batch_in_epoch = 0
         return "max_epochs reached"
 
-    def _log_train(self, window: dict[str, float], grad_norm: float, lr: float, minutes: float,
-                   bar: tqdm) -> None:
+    def _log_train(
+        self, window: dict[str, float], grad_norm: float, lr: float, minutes: float, bar: tqdm
+    ) -> None:
         p = self.progress
         elapsed = time.monotonic() - window["time"]
         loss = window["loss"] / max(window["tokens"], 1)
         speed = window["tokens"] / max(elapsed, 1e-9)
-        record = {"kind": "train", "step": p.step, "epoch": p.epoch + 1,
-                  "minutes": round(minutes, 3), "loss": round(loss, 4), "lr": lr,
-                  "grad_norm": round(grad_norm, 3), "tgt_tokens_per_s": round(speed, 1)}
+        record = {
+            "kind": "train",
+            "step": p.step,
+            "epoch": p.epoch + 1,
+            "minutes": round(minutes, 3),
+            "loss": round(loss, 4),
+            "lr": lr,
+            "grad_norm": round(grad_norm, 3),
+            "tgt_tokens_per_s": round(speed, 1),
+        }
         self._write_curve(record)
         bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{speed:.0f}")
-        log.info("step %d epoch %d | loss %.4f | lr %.2e | grad norm %.2f | %.0f tgt tok/s",
-                 p.step, p.epoch + 1, loss, lr, grad_norm, speed)
+        log.info(
+            "step %d epoch %d | loss %.4f | lr %.2e | grad norm %.2f | %.0f tgt tok/s",
+            p.step,
+            p.epoch + 1,
+            loss,
+            lr,
+            grad_norm,
+            speed,
+        )
         window.update(loss=0.0, tokens=0, time=time.monotonic())
 
     def _validate_and_save(self, minutes: float) -> bool:
@@ -306,21 +356,38 @@ class Trainer:
         else:
             p.stale_validations += 1
         reduced = self.schedule.validated(v.bleu)
-        record = {"kind": "valid", "step": p.step, "epoch": p.epoch + 1,
-                  "minutes": round(minutes, 3), "loss": round(v.loss, 4),
-                  "ppl": round(v.perplexity, 3), "bleu": round(v.bleu, 2),
-                  "chrf": round(v.chrf, 2), "best_bleu": round(p.best_bleu, 2),
-                  "lr_reduced": reduced, "seconds": round(time.monotonic() - t0, 1)}
+        record = {
+            "kind": "valid",
+            "step": p.step,
+            "epoch": p.epoch + 1,
+            "minutes": round(minutes, 3),
+            "loss": round(v.loss, 4),
+            "ppl": round(v.perplexity, 3),
+            "bleu": round(v.bleu, 2),
+            "chrf": round(v.chrf, 2),
+            "best_bleu": round(p.best_bleu, 2),
+            "lr_reduced": reduced,
+            "seconds": round(time.monotonic() - t0, 1),
+        }
         self._write_curve(record)
-        log.info("validation step %d | loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s%s",
-                 p.step, v.loss, v.perplexity, v.bleu, v.chrf, " | new best" if improved else "",
-                 " | lr reduced" if reduced else "")
-        scores = {"valid_bleu": v.bleu, "valid_chrf": v.chrf, "valid_loss": v.loss,
-                  "valid_ppl": v.perplexity, "bleu_signature": v.signature, "step": p.step}
+        log.info(
+            "validation step %d | loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s%s",
+            p.step,
+            v.loss,
+            v.perplexity,
+            v.bleu,
+            v.chrf,
+            " | new best" if improved else "",
+            " | lr reduced" if reduced else "",
+        )
+        scores = {
+            "valid_bleu": v.bleu,
+            "valid_chrf": v.chrf,
+            "valid_loss": v.loss,
+            "valid_ppl": v.perplexity,
+            "bleu_signature": v.signature,
+            "step": p.step,
+        }
         self.save(scores, best=improved)
         patience = tc.early_stopping_patience
         return patience is not None and p.stale_validations >= patience
-
-
-
-

@@ -1,0 +1,135 @@
+"""Training-throughput benchmark against OpenNMT-py 3.5.1 and JoeyNMT 2.3.0, in one run.
+
+Every system trains the peers' model (embeddings 256, bidirectional LSTM encoder with
+256 units per direction, LSTM decoder 512 with input feeding, Luong 'general'
+attention, dropout 0.3, joint SentencePiece unigram 8,000, batches of 4,000 target
+tokens, no label smoothing) on Multi30k en->de for the same wall-clock budget, one
+after the other, on this machine. The peers are installed and run by the scripts in
+../shared/bench/peers (each in its own virtual environment; never project
+dependencies).
+
+    python benchmarks/train_speed.py --minutes 5 --systems ours,ours-fp32,onmt,joey
+
+Prints and writes OUT/speed.json: median of the logged target tokens/s (first log
+window dropped as warm-up) and whole-run target tokens/s (all target tokens trained
+on, divided by the wall time of the whole command, start-up included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER_SCRIPTS = ROOT.parent / "shared" / "bench" / "peers"
+
+OURS = {
+    "ours": ["train.precision=auto"],
+    "ours-fp32": ["train.precision=fp32"],
+}
+
+
+def run_ours(name: str, minutes: float, out: Path) -> dict:
+    run_dir = out / name
+    cmd = [
+        sys.executable,
+        "-m",
+        "nmt.cli",
+        "train",
+        "--config",
+        "configs/multi30k_en_de.yaml",
+        "--output-dir",
+        str(run_dir),
+        "--max-minutes",
+        str(minutes),
+        "--set",
+        "train.label_smoothing=0",
+        "--set",
+        "train.valid_every=1000000",
+        "--set",
+        "train.keep_last=0",
+        "--set",
+        "train.log_every=25",
+    ]
+    for override in OURS[name]:
+        cmd += ["--set", override]
+    if run_dir.exists():
+        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+    started = time.monotonic()
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    wall = time.monotonic() - started
+    records = [json.loads(x) for x in (run_dir / "curve.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    return {
+        "tgt_tok_s_logged_median": round(
+            statistics.median(r["tgt_tokens_per_s"] for r in train[1:]), 1
+        ),
+        "tgt_tok_s_whole_run": round(train[-1]["tgt_tokens_total"] / wall, 1),
+        "steps": train[-1]["step"],
+        "wall_s": round(wall, 1),
+    }
+
+
+def run_peer(name: str, minutes: float, peers_dir: Path) -> dict:
+    env = {**os.environ, "PEERS_DIR": str(peers_dir), "TRAIN_SECONDS": str(int(minutes * 60))}
+    script = {"onmt": "run_onmt.sh", "joey": "run_joey.sh"}[name]
+    subprocess.run(["bash", str(PEER_SCRIPTS / script)], check=True, env=env)
+    collected = subprocess.run(
+        [
+            str(peers_dir / "venv-joey" / "bin" / "python"),
+            str(PEER_SCRIPTS / "collect.py"),
+            str(peers_dir),
+        ],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
+    stats = json.loads(collected)[name]
+    logged = stats.get("train_tok_s_mean_of_log_lines")
+    return {
+        "tgt_tok_s_logged_mean": logged and round(logged, 1),
+        "tgt_tok_s_whole_run": stats.get("train_tok_s_end_to_end")
+        and round(stats["train_tok_s_end_to_end"], 1),
+        "params": stats.get("params"),
+        "epochs": stats.get("epochs_completed"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--minutes", type=float, default=5.0, help="training budget per system")
+    ap.add_argument("--systems", default="ours,ours-fp32,onmt,joey")
+    ap.add_argument(
+        "--peers-dir", type=Path, default=Path(os.environ.get("PEERS_DIR", "/tmp/peers"))
+    )
+    ap.add_argument("--out", type=Path, default=Path("runs/bench_speed"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict = {
+        "minutes_per_system": args.minutes,
+        "machine": os.uname().nodename,
+        "cpu_count": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    for name in args.systems.split(","):
+        print(f"=== {name}", flush=True)
+        results[name] = (
+            run_ours(name, args.minutes, args.out)
+            if name in OURS
+            else run_peer(name, args.minutes, args.peers_dir)
+        )
+        print(json.dumps(results[name]), flush=True)
+    (args.out / "speed.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Search basics: beam 1 is greedy, batching does not change results, limits hold."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nmt.model import ModelConfig, Seq2Seq
+from nmt.search import SearchConfig, beam_search, greedy_search, length_penalty
+
+PAD, BOS, EOS = 0, 2, 3
+
+
+@pytest.fixture
+def model() -> Seq2Seq:
+    torch.manual_seed(3)
+    cfg = ModelConfig(emb_size=12, encoder_hidden=8, decoder_hidden=16, dropout=0.0)
+    return Seq2Seq(cfg, src_vocab=20, tgt_vocab=12, pad_id=PAD).eval()
+
+
+SRC = torch.tensor([[5, 6, 7, PAD], [4, 8, 9, 11], [7, PAD, PAD, PAD]])
+LENGTHS = torch.tensor([3, 4, 1])
+CFG = SearchConfig(max_len_a=1.0, max_len_b=4)
+
+
+def test_beam_size_one_equals_greedy(model: Seq2Seq) -> None:
+    greedy = greedy_search(model, SRC, LENGTHS, BOS, EOS, CFG)
+    beam = beam_search(
+        model, SRC, LENGTHS, BOS, EOS, SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=4)
+    )
+    for g, b in zip(greedy, beam, strict=True):
+        assert g[0].tokens == b[0].tokens
+        assert g[0].score == pytest.approx(b[0].score, abs=1e-5)
+        torch.testing.assert_close(g[0].attention, b[0].attention)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3, 5])
+def test_batched_equals_one_sentence_at_a_time(model: Seq2Seq, beam_size: int) -> None:
+    cfg = SearchConfig(beam_size=beam_size, n_best=beam_size, max_len_a=1.0, max_len_b=4)
+    search = greedy_search if beam_size == 1 else beam_search
+    batched = search(model, SRC, LENGTHS, BOS, EOS, cfg)
+    for i in range(SRC.size(0)):
+        alone = search(model, SRC[i : i + 1, : LENGTHS[i]], LENGTHS[i : i + 1], BOS, EOS, cfg)[0]
+        assert [h.tokens for h in alone] == [h.tokens for h in batched[i]]
+        assert [h.score for h in alone] == pytest.approx([h.score for h in batched[i]], abs=1e-5)
+
+
+def test_n_best_is_sorted_distinct_and_respects_the_length_limit(model: Seq2Seq) -> None:
+    cfg = SearchConfig(beam_size=4, n_best=4, max_len_a=1.0, max_len_b=2)
+    for i, hyps in enumerate(beam_search(model, SRC, LENGTHS, BOS, EOS, cfg)):
+        scores = [h.score for h in hyps]
+        assert scores == sorted(scores, reverse=True)
+        assert len({tuple(h.tokens) for h in hyps}) == len(hyps)
+        for h in hyps:
+            assert len(h.tokens) + 1 <= int(LENGTHS[i]) + 2
+            assert EOS not in h.tokens
+            assert h.attention.shape == (len(h.tokens) + 1, int(LENGTHS[i]))
+            torch.testing.assert_close(h.attention.sum(1), torch.ones(len(h.tokens) + 1))
+
+
+def test_length_penalty_forms() -> None:
+    length = torch.tensor([4.0])
+    assert length_penalty(length, 0.0, "average").item() == 1.0
+    assert length_penalty(length, 1.0, "average").item() == 4.0
+    assert length_penalty(length, 1.0, "gnmt").item() == pytest.approx(9 / 6)
