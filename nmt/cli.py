@@ -78,6 +78,12 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", type=Path, help="input file, one sentence per line (default stdin)")
     p.add_argument("--output", type=Path, help="output file (default stdout)")
     p.add_argument("--format", choices=["text", "jsonl"], default="text")
+    p.add_argument(
+        "--plot-attention",
+        type=Path,
+        metavar="DIR",
+        help="write one attention heatmap PNG per sentence into DIR (needs matplotlib)",
+    )
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -159,7 +165,8 @@ def _translation_record(r: Translation) -> dict[str, Any]:
 def _run_translate(args: argparse.Namespace) -> int:
     from nmt.translator import Translator
 
-    cfg = _search_config(args, args.n_best, attention=args.format == "jsonl")
+    wants_attention = args.format == "jsonl" or args.plot_attention is not None
+    cfg = _search_config(args, args.n_best, attention=wants_attention)
     translator = Translator.from_checkpoint(args.checkpoint, args.device)
     source = args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()
     lines = source.splitlines()
@@ -174,6 +181,18 @@ def _run_translate(args: argparse.Namespace) -> int:
     finally:
         if args.output:
             out.close()
+    if args.plot_attention is not None:
+        from nmt.plot import plot_attention
+
+        for i, r in enumerate(results, start=1):
+            if r.attention is not None:
+                plot_attention(
+                    r.attention,
+                    r.source_tokens,
+                    r.target_tokens,
+                    args.plot_attention / f"{i:05d}.png",
+                    title=r.text,
+                )
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -63,3 +65,64 @@ def test_length_penalty_forms() -> None:
     assert length_penalty(length, 0.0, "average").item() == 1.0
     assert length_penalty(length, 1.0, "average").item() == 4.0
     assert length_penalty(length, 1.0, "gnmt").item() == pytest.approx(9 / 6)
+
+
+# ----------------------------------------------------------- scripted model
+A, B = 4, 5
+VOCAB = 6  # pad, unk, bos, eos, a, b
+SCRIPT = {  # next-token probabilities after each prefix
+    (): {A: 0.5, B: 0.4, EOS: 0.1},
+    (A,): {A: 0.36, B: 0.34, EOS: 0.3},
+    (B,): {EOS: 0.6, A: 0.2, B: 0.2},
+}
+
+
+class Prefixes:
+    """Decoder 'state' of the scripted model: the tokens generated so far (R x t)."""
+
+    def __init__(self, tokens: torch.Tensor) -> None:
+        self.tokens = tokens
+
+    def select(self, index: torch.Tensor) -> Prefixes:
+        return Prefixes(self.tokens[index])
+
+
+class ScriptedModel:
+    """A search model whose step probabilities are fixed by SCRIPT (EOS after 2 tokens)."""
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Prefixes, Prefixes]:
+        memory = Prefixes(torch.ones(src.size(0), src.size(1)))
+        return memory, Prefixes(torch.empty(src.size(0), 0, dtype=torch.long))
+
+    def step(
+        self, prev: torch.Tensor, memory: Prefixes, state: Prefixes
+    ) -> tuple[torch.Tensor, torch.Tensor, Prefixes]:
+        first_step = bool((prev == BOS).all())
+        tokens = state.tokens if first_step else torch.cat([state.tokens, prev[:, None]], dim=1)
+        probs = torch.zeros(prev.size(0), VOCAB)
+        for row, prefix in enumerate(tokens.tolist()):
+            for token, p in SCRIPT.get(tuple(prefix), {EOS: 1.0}).items():
+                probs[row, token] = p
+        attention = memory.tokens / memory.tokens.sum(1, keepdim=True)
+        return probs.log(), attention, Prefixes(tokens)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "expected"),
+    [
+        (0.0, [([B], math.log(0.24)), ([A, A], math.log(0.18)), ([A, B], math.log(0.17))]),
+        (
+            1.0,
+            [([A, A], math.log(0.18) / 3), ([A, B], math.log(0.17) / 3), ([B], math.log(0.24) / 2)],
+        ),
+    ],
+)
+def test_beam_search_matches_hand_computed_hypotheses(alpha: float, expected: list) -> None:
+    cfg = SearchConfig(beam_size=2, n_best=3, alpha=alpha, max_len_a=0.0, max_len_b=3)
+    src, lengths = torch.tensor([[7]]), torch.tensor([1])
+    hyps = beam_search(ScriptedModel(), src, lengths, BOS, EOS, cfg)[0]
+    assert [h.tokens for h in hyps] == [tokens for tokens, _ in expected]
+    assert [h.score for h in hyps] == pytest.approx([score for _, score in expected])
+    # greedy follows the locally best token: a, then a, then EOS
+    greedy = greedy_search(ScriptedModel(), src, lengths, BOS, EOS, cfg)[0][0]
+    assert greedy.tokens == [A, A]

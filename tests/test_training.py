@@ -227,6 +227,12 @@ def test_cli_train_translate_evaluate(
         assert [t for _, t in record["alignment"]] == list(range(n_tgt))
         assert all(0 <= s < n_src for s, _ in record["alignment"])
 
+    plots = tmp_path / "plots"
+    args = ["translate", "--checkpoint", str(ckpt), "--input", str(src)]
+    assert main([*args, "--output", str(tmp_path / "o.txt"), "--plot-attention", str(plots)]) == 0
+    assert sorted(p.name for p in plots.iterdir()) == ["00001.png", "00002.png"]
+    assert (plots / "00001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
     capsys.readouterr()
     assert (
         main(

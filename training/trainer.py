@@ -46,6 +46,7 @@ class Progress:
     best_step: int = 0
     stale_validations: int = 0  # for early stopping
     minutes: float = 0.0  # training wall time over all invocations
+    target_tokens: int = 0  # real target tokens trained on (EOS included)
 
 
 @dataclass
@@ -293,6 +294,7 @@ class Trainer:
                 bar.update()
                 window["loss"] += loss * batch.n_tokens
                 window["tokens"] += batch.n_tokens
+                p.target_tokens += batch.n_tokens
                 minutes = minutes_before + (time.monotonic() - start) / 60
                 if p.step % tc.log_every == 0:
                     self._log_train(window, grad_norm, lr, minutes, bar)
@@ -330,6 +332,7 @@ class Trainer:
             "loss": round(loss, 4),
             "lr": lr,
             "grad_norm": round(grad_norm, 3),
+            "tgt_tokens_total": p.target_tokens,
             "tgt_tokens_per_s": round(speed, 1),
         }
         self._write_curve(record)
