@@ -20,6 +20,17 @@ log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 
 
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt  # noqa: B018 - glibc only
+        libc.malloc_trim  # noqa: B018
+    except (OSError, AttributeError, TypeError):
+        return None
+    return libc
+
+
 def keep_freed_memory() -> bool:
     """Make glibc keep freed memory for reuse instead of returning it to the kernel.
 
@@ -28,18 +39,28 @@ def keep_freed_memory() -> bool:
     blocks with mmap and unmaps them on free, so every step page-faults hundreds
     of MB in again; on a 2-core CPU that cost a third of the step time. Returns
     False where the C library is not glibc (nothing changes there).
+
+    Blocks of varying sizes fragment the heap over time, so callers should also
+    call ``release_fragments`` now and then (the trainer does at every log line).
     """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+    libc = _libc()
+    if libc is None:
         return False
-    ok = mallopt(_M_MMAP_MAX, 0) == 1
-    ok &= mallopt(_M_TRIM_THRESHOLD, 2**30) == 1
-    ok &= mallopt(_M_TOP_PAD, 64 * 2**20) == 1
+    ok = libc.mallopt(_M_MMAP_MAX, 0) == 1
+    ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**30) == 1
+    ok &= libc.mallopt(_M_TOP_PAD, 64 * 2**20) == 1
     log.debug("glibc malloc tuned for reuse: %s", ok)
     return bool(ok)
+
+
+def release_fragments() -> None:
+    """Return free heap pages to the kernel (glibc ``malloc_trim``); bounds memory growth.
+
+    Costs one slower step (the pages are faulted in again), so call it rarely.
+    """
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

@@ -22,6 +22,7 @@ from nmt.device import (
     autocast_dtype,
     keep_freed_memory,
     pin_memory,
+    release_fragments,
     resolve_device,
 )
 from nmt.model import Seq2Seq
@@ -346,6 +347,8 @@ class Trainer:
             grad_norm,
             speed,
         )
+        if self.device.type == "cpu":
+            release_fragments()  # bounds the heap growth that keep_freed_memory allows
         window.update(loss=0.0, tokens=0, time=time.monotonic())
 
     def _validate_and_save(self, minutes: float) -> bool:
