@@ -185,13 +185,16 @@ class Decoder(nn.Module):
         keys = self.attention.project_keys(memory)
         weights = [
             layer.step_weights(self.emb_size if i == 0 else 0)
-            for i, layer in enumerate(self.layers)
+            for i, layer in enumerate(self._layers())
         ]
         return Memory(memory, keys, src_mask, weights), DecoderState(h, c, feed)
 
+    def _layers(self) -> list[RecurrentLayer]:
+        return [layer for layer in self.layers if isinstance(layer, RecurrentLayer)]
+
     def _embedding_gates(self, emb: torch.Tensor, memory: Memory) -> torch.Tensor:
         """(..., E) embeddings -> (..., G): the embedding part of layer 0's gates, bias included."""
-        return F.linear(emb, memory.weights[0].precomputed, self.layers[0].bias)
+        return F.linear(emb, memory.weights[0].precomputed, self._layers()[0].bias)
 
     def _step(
         self, emb_gates: torch.Tensor, state: DecoderState, memory: Memory

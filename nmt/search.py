@@ -9,7 +9,7 @@ state have ``select(index)``. Everything is batched: beams live as flat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -21,13 +21,13 @@ class Selectable(Protocol):
 
 
 class SearchModel(Protocol):
-    def encode(
-        self, src: torch.Tensor, src_lengths: torch.Tensor
-    ) -> tuple[Selectable, Selectable]: ...
+    """What search needs of a model; memory and state are opaque ``Selectable`` objects."""
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Any, Any]: ...
 
     def step(
-        self, prev: torch.Tensor, memory: Selectable, state: Selectable
-    ) -> tuple[torch.Tensor, torch.Tensor, Selectable]: ...
+        self, prev: torch.Tensor, memory: Any, state: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, Any]: ...
 
 
 @dataclass
