@@ -14,7 +14,7 @@ matrix product per step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -53,8 +53,8 @@ class RecurrentLayer(nn.Module):
             [precomputed, self.weight_x.size(1) - precomputed], dim=1
         )
         if self.cell == "lstm":
-            return StepWeights(w_pre, torch.cat([w_rest, self.weight_h], dim=1), None)
-        return StepWeights(w_pre, w_rest, self.weight_h)
+            return StepWeights(w_pre, torch.cat([w_rest, self.weight_h], dim=1), None, self.bias)
+        return StepWeights(w_pre, w_rest, self.weight_h, self.bias)
 
     def forward(
         self,
@@ -76,13 +76,13 @@ class RecurrentLayer(nn.Module):
         if self.cell == "lstm":
             assert c is not None
             gates = F.linear(torch.cat([x, h], dim=1), w.recurrent)
-            gates = gates + (pre_gates if pre_gates is not None else self.bias)
+            gates = gates + (pre_gates if pre_gates is not None else w.bias)
             i, f, g, o = gates.chunk(4, dim=1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             return torch.sigmoid(o) * torch.tanh(c), c
         assert w.hidden is not None
         x_gates = F.linear(x, w.recurrent)
-        x_gates = x_gates + (pre_gates if pre_gates is not None else self.bias)
+        x_gates = x_gates + (pre_gates if pre_gates is not None else w.bias)
         xr, xz, xn = x_gates.chunk(3, dim=1)
         hr, hz, hn = F.linear(h, w.hidden, self.bias_h).chunk(3, dim=1)
         r = torch.sigmoid(xr + hr)
@@ -97,6 +97,7 @@ class StepWeights(NamedTuple):
     precomputed: torch.Tensor  # G x P: applied to all steps at once
     recurrent: torch.Tensor  # G x (I - P [+ D]): applied at every step
     hidden: torch.Tensor | None  # G x D: GRU only
+    bias: torch.Tensor  # G: input bias, added to the precomputed part when there is one
 
 
 @dataclass
@@ -184,17 +185,15 @@ class Decoder(nn.Module):
         feed = memory.new_zeros(memory.size(0), self.hidden_size)
         keys = self.attention.project_keys(memory)
         weights = [
-            layer.step_weights(self.emb_size if i == 0 else 0)
-            for i, layer in enumerate(self._layers())
+            cast(RecurrentLayer, layer).step_weights(self.emb_size if i == 0 else 0)
+            for i, layer in enumerate(self.layers)
         ]
         return Memory(memory, keys, src_mask, weights), DecoderState(h, c, feed)
 
-    def _layers(self) -> list[RecurrentLayer]:
-        return [layer for layer in self.layers if isinstance(layer, RecurrentLayer)]
-
     def _embedding_gates(self, emb: torch.Tensor, memory: Memory) -> torch.Tensor:
         """(..., E) embeddings -> (..., G): the embedding part of layer 0's gates, bias included."""
-        return F.linear(emb, memory.weights[0].precomputed, self._layers()[0].bias)
+        first = memory.weights[0]
+        return F.linear(emb, first.precomputed, first.bias)
 
     def _step(
         self, emb_gates: torch.Tensor, state: DecoderState, memory: Memory

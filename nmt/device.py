@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     try:
@@ -131,13 +133,11 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
         yield
 
 
-def pin_memory(device: torch.device) -> bool:
-    """Pinned host memory only pays off for asynchronous copies to a GPU."""
-    return device.type == "cuda"
-
-
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move a host tensor to ``device``, asynchronously through pinned memory on CUDA."""
+    """Move a host tensor to ``device``, asynchronously through pinned memory on CUDA.
+
+    Pinned host memory only pays off for asynchronous copies to a GPU.
+    """
     if device.type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor.to(device)

@@ -283,9 +283,7 @@ def beam_search(
         src_beam = beam_idx.gather(1, pick)
         flat = (torch.arange(n_alive, device=device).unsqueeze(1) * k + src_beam).view(-1)
         new_tok = tok.gather(1, pick)
-        beams.scores = cand_scores.gather(1, pick).masked_fill(
-            tok.gather(1, pick) == eos, float("-inf")
-        )
+        beams.scores = cand_scores.gather(1, pick).masked_fill(new_tok == eos, float("-inf"))
         beams.tokens = torch.cat(
             [beams.tokens.view(n_alive * k, t)[flat].view(n_alive, k, t), new_tok.unsqueeze(2)],
             dim=2,

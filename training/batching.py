@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from nmt.device import to_device
 from training.data import Example
 
 
@@ -28,12 +29,13 @@ class Batch:
     tgt_out: torch.Tensor
     n_tokens: int
 
-    def to(self, device: torch.device, pin: bool = False) -> Batch:
-        def move(t: torch.Tensor) -> torch.Tensor:
-            return t.pin_memory().to(device, non_blocking=True) if pin else t.to(device)
-
+    def to(self, device: torch.device) -> Batch:
         return Batch(
-            move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out), self.n_tokens
+            to_device(self.src, device),
+            self.src_lengths,
+            to_device(self.tgt_in, device),
+            to_device(self.tgt_out, device),
+            self.n_tokens,
         )
 
 

@@ -128,9 +128,12 @@ def encode_pairs(
     max_src_len: int,
     max_tgt_len: int,
     name: str,
+    empty: int,
 ) -> list[Example]:
-    """Normalize, encode and drop empty or over-long pairs, logging the counts."""
-    src, tgt, empty = normalize_pairs(src, tgt)
+    """Encode normalized non-empty pairs, drop over-long ones, log the counts.
+
+    ``empty`` is the number of pairs ``normalize_pairs`` already dropped, for the log.
+    """
     src_ids, tgt_ids = src_tok.encode(src), tgt_tok.encode(tgt)
     examples = [
         Example(s, t)
@@ -219,13 +222,13 @@ def prepare_data(config: Config, resume: dict[str, Any] | None = None) -> Prepar
     if data.max_valid_sentences is not None:
         valid_src = valid_src[: data.max_valid_sentences]
         valid_tgt = valid_tgt[: data.max_valid_sentences]
+    train_src, train_tgt, empty = normalize_pairs(train_src, train_tgt)
     if resume is not None:
         src_tok, tgt_tok = Tokenizer(resume["src_spm"]), Tokenizer(resume["tgt_spm"])
     else:
-        norm_src, norm_tgt, _ = normalize_pairs(train_src, train_tgt)
-        src_tok, tgt_tok = build_tokenizers(config.tokenizer, norm_src, norm_tgt)
+        src_tok, tgt_tok = build_tokenizers(config.tokenizer, train_src, train_tgt)
     train = encode_pairs(
-        train_src, train_tgt, src_tok, tgt_tok, data.max_src_len, data.max_tgt_len, "train"
+        train_src, train_tgt, src_tok, tgt_tok, data.max_src_len, data.max_tgt_len, "train", empty
     )
     # Validation keeps every non-empty pair: BLEU must be over the whole set.
     valid_src, valid_tgt, _ = normalize_pairs(valid_src, valid_tgt)

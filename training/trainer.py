@@ -21,7 +21,6 @@ from nmt.device import (
     autocast,
     autocast_dtype,
     keep_freed_memory,
-    pin_memory,
     release_fragments,
     resolve_device,
 )
@@ -75,8 +74,21 @@ class Trainer:
         resume_payload = self._resume_payload() if resume else None
         data = prepare_data(config, resume_payload)
         self.src_tok, self.tgt_tok = data.src_tokenizer, data.tgt_tokenizer
-        self.train_set, self.valid_set = data.train, data.valid
+        self.train_set = data.train
         self.valid_refs = data.valid_refs
+        # Validation data never changes: batch it once.
+        self.valid_sources = [e.src for e in data.valid]
+        self.valid_batches = [
+            make_batch(
+                [data.valid[i] for i in indices],
+                self.tgt_tok.pad_id,
+                self.tgt_tok.bos_id,
+                self.tgt_tok.eos_id,
+            ).to(self.device)
+            for indices in token_batches(
+                data.valid, tc.batch_tokens, tc.max_sentences, seed=0, epoch=0, shuffle=False
+            )
+        ]
         torch.manual_seed(tc.seed)
         self.model = Seq2Seq(
             config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, self.tgt_tok.pad_id
@@ -175,25 +187,16 @@ class Trainer:
         """Teacher-forced loss and perplexity, then greedy BLEU and chrF with sacreBLEU."""
         self.model.eval()
         total, tokens = 0.0, 0
-        pad, bos, eos = self.tgt_tok.pad_id, self.tgt_tok.bos_id, self.tgt_tok.eos_id
-        for indices in token_batches(
-            self.valid_set,
-            self.config.train.batch_tokens,
-            self.config.train.max_sentences,
-            0,
-            0,
-            shuffle=False,
-        ):
-            batch = make_batch([self.valid_set[i] for i in indices], pad, bos, eos).to(self.device)
+        for batch in self.valid_batches:
             with autocast(self.device, self.amp_dtype):
                 nll = self.model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
             total += float(nll)
             tokens += batch.n_tokens
         hyps = decode_ids(
             self.model,
-            [e.src for e in self.valid_set],
-            bos,
-            eos,
+            self.valid_sources,
+            self.tgt_tok.bos_id,
+            self.tgt_tok.eos_id,
             SearchConfig(beam_size=1, return_attention=False),
             self.config.train.valid_batch_size,
         )
@@ -272,7 +275,6 @@ class Trainer:
     ) -> str:
         tc, p = self.config.train, self.progress
         pad, bos, eos = self.tgt_tok.pad_id, self.tgt_tok.bos_id, self.tgt_tok.eos_id
-        pin = pin_memory(self.device)
         window = {"loss": 0.0, "tokens": 0, "time": time.monotonic()}
         while p.epoch < tc.max_epochs:
             batches = token_batches(
@@ -289,7 +291,7 @@ class Trainer:
             )
             for indices in batches[p.batch_in_epoch :]:
                 batch = make_batch([self.train_set[i] for i in indices], pad, bos, eos)
-                loss, grad_norm, lr = self.train_step(batch.to(self.device, pin), p.step + 1)
+                loss, grad_norm, lr = self.train_step(batch.to(self.device), p.step + 1)
                 p.step += 1
                 p.batch_in_epoch += 1
                 bar.update()
