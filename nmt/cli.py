@@ -1,4 +1,4 @@
-"""The ``nmt`` command: ``train``, ``translate``, ``evaluate``."""
+"""The ``nmt`` command: ``train``, ``translate``, ``evaluate``, ``serve``."""
 
 from __future__ import annotations
 
@@ -101,6 +101,29 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve models over HTTP",
+        description="Serve checkpoints over HTTP (uvicorn). Every option is also an NMT_* "
+        "environment variable (NMT_MODELS as JSON, NMT_MODEL_DIR, NMT_DEVICE, NMT_PORT, "
+        "NMT_API_KEYS, NMT_MAX_WAIT_MS...) or a key of the --config YAML file; flags win "
+        "over the environment, which wins over the file. See README, 'Service'.",
+    )
+    p.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        metavar="NAME=CHECKPOINT",
+        help="a model to serve (repeatable); the language pair is read from the checkpoint",
+    )
+    p.add_argument("--config", type=Path, help="YAML file with service settings")
+    p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nmt", description="Attention RNN neural machine translation toolkit."
@@ -110,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_translate(sub)
     _add_evaluate(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -232,6 +256,32 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import load_settings
+
+    models = None
+    if args.models:
+        models = {}
+        for spec in args.models:
+            name, sep, path = spec.partition("=")
+            if not sep or not name or not path:
+                raise ValueError(f"--model wants NAME=CHECKPOINT, got {spec!r}")
+            models[name] = Path(path)
+    settings = load_settings(
+        args.config, models=models, host=args.host, port=args.port, device=args.device
+    )
+    for name, path in settings.model_paths().items():
+        if not path.is_file():
+            raise FileNotFoundError(f"model {name}: checkpoint {path} does not exist")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -243,7 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     from training.config import ConfigError
     from training.data import DataError
 
-    commands = {"train": _run_train, "translate": _run_translate, "evaluate": _run_evaluate}
+    commands = {
+        "train": _run_train,
+        "translate": _run_translate,
+        "evaluate": _run_evaluate,
+        "serve": _run_serve,
+    }
     try:
         return commands[args.command](args)
     except (ConfigError, DataError, CheckpointError, ValueError, FileNotFoundError) as err:

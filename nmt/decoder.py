@@ -73,18 +73,20 @@ class RecurrentLayer(nn.Module):
         Returns:
             new h (B, D) and, for LSTM, new c (B, D).
         """
+        # Gates and state stay fp32 under autocast: a bf16 cell state (8 significant
+        # bits) would round away the small updates that accumulate over a sentence.
         if self.cell == "lstm":
             assert c is not None
-            gates = F.linear(torch.cat([x, h], dim=1), w.recurrent)
-            gates = gates + (pre_gates if pre_gates is not None else w.bias)
+            gates = F.linear(torch.cat([x, h], dim=1), w.recurrent).float()
+            gates = gates + (pre_gates if pre_gates is not None else w.bias).float()
             i, f, g, o = gates.chunk(4, dim=1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             return torch.sigmoid(o) * torch.tanh(c), c
         assert w.hidden is not None
-        x_gates = F.linear(x, w.recurrent)
-        x_gates = x_gates + (pre_gates if pre_gates is not None else w.bias)
+        x_gates = F.linear(x, w.recurrent).float()
+        x_gates = x_gates + (pre_gates if pre_gates is not None else w.bias).float()
         xr, xz, xn = x_gates.chunk(3, dim=1)
-        hr, hz, hn = F.linear(h, w.hidden, self.bias_h).chunk(3, dim=1)
+        hr, hz, hn = F.linear(h, w.hidden, self.bias_h).float().chunk(3, dim=1)
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)

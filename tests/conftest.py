@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 import pytest
 import torch
@@ -50,11 +60,10 @@ def corpus_dir(tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.fixture
-def tiny_config(corpus_dir: Path, tmp_path: Path) -> dict[str, Any]:
+def tiny_config_dict(corpus_dir: Path, output_dir: Path) -> dict[str, Any]:
     """A raw config dict for a model that trains in a second or two."""
     return {
-        "output_dir": str(tmp_path / "run"),
+        "output_dir": str(output_dir),
         "device": "cpu",
         "data": {"dir": str(corpus_dir), "src_lang": "xx", "tgt_lang": "yy", "download": False},
         "tokenizer": {"joint": True, "vocab_size": 60},
@@ -69,3 +78,88 @@ def tiny_config(corpus_dir: Path, tmp_path: Path) -> dict[str, Any]:
             "early_stopping_patience": None,
         },
     }
+
+
+@pytest.fixture
+def tiny_config(corpus_dir: Path, tmp_path: Path) -> dict[str, Any]:
+    return tiny_config_dict(corpus_dir, tmp_path / "run")
+
+
+@pytest.fixture(scope="session")
+def toy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of a model that has learnt the toy language (validation BLEU > 30).
+
+    Trained once per test session (a few seconds) and shared, read-only, by the tests
+    that need real translations: evaluation, the service, the container command.
+    """
+    from training.config import validate_config
+    from training.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("toy")
+    corpus = root / "data"
+    corpus.mkdir()
+    write_split(corpus, "train", make_pairs(80, seed=1), gz=True)
+    write_split(corpus, "val", make_pairs(12, seed=2))
+    raw = tiny_config_dict(corpus, root / "run")
+    raw["train"].update(valid_every=100, learning_rate=0.01, keep_last=0)
+    # PyTorch's default init learns this tiny model faster than U(-0.1, 0.1)
+    raw["model"].update(dropout=0.0, init_range=0.0)
+    torch.manual_seed(0)
+    Trainer(validate_config(raw)).run(max_steps=300)
+    return root / "run" / "best.pt"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(
+    command: list[str], env: dict[str, str], port: int, timeout: float = 90.0
+) -> Iterator[str]:
+    """Run ``command`` (a server on ``port``) until /ready answers 200; yield its base URL."""
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"server exited early:\n{log.read().decode(errors='replace')}")
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{command} not ready after {timeout} s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(toy_model: Path) -> Iterator[str]:
+    """``nmt serve`` in its own process, serving the toy model as 'toy' (xx -> yy)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "NMT_MAX_CHARS": "200",
+        "NMT_MAX_BEAM_SIZE": "4",
+        "NMT_DEFAULT_BEAM_SIZE": "2",
+        "NMT_MAX_N_BEST": "4",
+        "NMT_MAX_WAIT_MS": "20",
+    }
+    command = [sys.executable, "-m", "nmt.cli", "serve", "--model", f"toy={toy_model}"]
+    command += ["--port", str(port), "--device", "cpu", "--log-level", "warning"]
+    with running_server(command, env, port) as base:
+        yield base
