@@ -65,6 +65,11 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="dynamic int8 quantization of the Linear and encoder RNN layers (CPU only)",
+    )
 
 
 def _add_translate(sub: argparse._SubParsersAction) -> None:
@@ -191,7 +196,7 @@ def _run_translate(args: argparse.Namespace) -> int:
 
     wants_attention = args.format == "jsonl" or args.plot_attention is not None
     cfg = _search_config(args, args.n_best, attention=wants_attention)
-    translator = Translator.from_checkpoint(args.checkpoint, args.device)
+    translator = Translator.from_checkpoint(args.checkpoint, args.device, args.quantize)
     source = args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()
     lines = source.splitlines()
     results = translator.translate(lines, cfg, args.batch_size)
@@ -227,7 +232,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from training.data import read_lines
 
     cfg = _search_config(args)
-    translator = Translator.from_checkpoint(args.checkpoint, args.device)
+    translator = Translator.from_checkpoint(args.checkpoint, args.device, args.quantize)
     sources = read_lines(args.src)
     refs = [read_lines(r) for r in args.ref]
     for path, r in zip(args.ref, refs, strict=True):

@@ -11,6 +11,7 @@ from nmt.alignment import confidence, hard_alignment, word_attention, words
 from nmt.checkpoint import LoadedModel, load_model
 from nmt.device import resolve_device
 from nmt.model import Seq2Seq
+from nmt.quantization import quantize_int8
 from nmt.search import Hypothesis, SearchConfig, beam_search, greedy_search
 
 
@@ -74,8 +75,16 @@ class Translator:
         self.tgt_tok = loaded.tgt_tokenizer
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Translator:
-        return cls(load_model(path, resolve_device(device)))
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "auto", quantize: str | None = None
+    ) -> Translator:
+        """Load ``path`` on ``device``; ``quantize="int8"`` quantizes it for CPU inference."""
+        loaded = load_model(path, resolve_device(device))
+        if quantize == "int8":
+            loaded.model = quantize_int8(loaded.model)
+        elif quantize is not None:
+            raise ValueError(f"unknown quantization {quantize!r}; supported: int8")
+        return cls(loaded)
 
     def translate(
         self, texts: list[str], cfg: SearchConfig | None = None, batch_size: int = 64

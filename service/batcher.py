@@ -118,7 +118,8 @@ class Batcher(Generic[Options, Result]):
     # ------------------------------------------------------------------ worker
     def _batch_of(self, first: _Item[Options, Result]) -> list[_Item[Options, Result]]:
         """The oldest item and the following ones with its options, within the limits."""
-        batch, tokens = [], 0
+        batch: list[_Item[Options, Result]] = []
+        tokens = 0
         for item in self._pending:
             if item.future.done() or item.options != first.options:
                 continue

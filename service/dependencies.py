@@ -78,9 +78,7 @@ def choose_model(
         return registry.find(model, source, target)
     except UnknownModel as err:
         if registry.loading:
-            raise APIError(
-                503, "models are still loading", headers={"Retry-After": "5"}
-            ) from err
+            raise APIError(503, "models are still loading", headers={"Retry-After": "5"}) from err
         field = "model" if model is not None else "target"
         raise APIError(400, f"{field}: {err}", field) from err
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,7 +34,7 @@ class APIError(Exception):
 
 
 def error_response(
-    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    status: int, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     body = ErrorResponse(error=message, field=field).model_dump()
     return JSONResponse(body, status_code=status, headers=headers)
@@ -55,7 +57,7 @@ def _field_name(loc: tuple) -> str | None:
     return name or None
 
 
-def describe_validation_error(errors: list[dict]) -> tuple[str, str | None]:
+def describe_validation_error(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
     """pydantic's error list -> ("field: problem; ...", the most specific field)."""
     parts, fields = [], []
     for err in errors:
@@ -74,7 +76,7 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    message, field = describe_validation_error(list(exc.errors()))
+    message, field = describe_validation_error(exc.errors())
     return error_response(422, message, field)
 
 

@@ -95,7 +95,7 @@ class LibreTranslateRequest(BaseModel):
 
 
 class LibreTranslateResponse(BaseModel):
-    translatedText: str | list[str]  # noqa: N815 -- LibreTranslate's field name
+    translatedText: str | list[str]
     alternatives: list[str] | list[list[str]] | None = None
 
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import make_pairs
 
 from nmt.cli import main
-from conftest import make_pairs
 
 
 def _sacrebleu_cli(refs: list[Path], hyps: Path, *flags: str) -> list[dict]:

