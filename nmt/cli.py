@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_train(args: argparse.Namespace) -> int:
     from training.config import load_config
+    from training.distributed import close_world
     from training.trainer import Trainer
 
     overrides = list(args.overrides)
@@ -153,7 +155,10 @@ def _run_train(args: argparse.Namespace) -> int:
         overrides.append(f"device={args.device}")
     config = load_config(args.config, overrides)
     trainer = Trainer(config, resume=args.resume)
-    trainer.run(max_steps=args.max_steps, max_minutes=args.max_minutes)
+    try:
+        trainer.run(max_steps=args.max_steps, max_minutes=args.max_minutes)
+    finally:
+        close_world(trainer.world)
     return 0
 
 
@@ -289,8 +294,10 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # under torchrun, the other ranks only report problems: rank 0 tells the story
+    quiet = int(os.environ.get("RANK", "0")) > 0
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )

@@ -163,3 +163,27 @@ def test_image_command_serves_from_a_fresh_environment(toy_model: Path, tmp_path
         assert response.status_code == 200 and response.json()["translatedText"].strip()
         (model,) = httpx.get(f"{base}/v1/models").json()["models"]
         assert model["name"] == "toy" and model["device"] == "cpu"
+
+
+def test_kubernetes_probes_and_ports_match() -> None:
+    deployment = yaml.safe_load((DOCKER / "k8s/deployment.yaml").read_text(encoding="utf-8"))
+    service = yaml.safe_load((DOCKER / "k8s/service.yaml").read_text(encoding="utf-8"))
+    assert deployment["kind"] == "Deployment" and service["kind"] == "Service"
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env_image, _ = image_config(DOCKER / "Dockerfile")
+    assert ports["http"] == int(env_image["NMT_PORT"])
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["port"] in (ports["http"], "http")
+    (target,) = service["spec"]["ports"]
+    assert target["targetPort"] in (ports["http"], "http")
+    selector = service["spec"]["selector"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    assert (
+        deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    )
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert env_image["NMT_MODEL_DIR"] in mounts

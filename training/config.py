@@ -39,6 +39,12 @@ class DataConfig(Strict):
     max_src_len: int = Field(100, ge=1, description="subwords; longer pairs are dropped")
     max_tgt_len: int = Field(100, ge=1, description="subwords; longer pairs are dropped")
     max_valid_sentences: int | None = Field(None, ge=1)
+    streaming: bool = Field(
+        False,
+        description="read, encode and batch the training split chunk by chunk, so that "
+        "memory does not grow with the corpus (batches are shuffled within a chunk)",
+    )
+    chunk_pairs: int = Field(200_000, ge=1, description="training pairs per chunk (streaming)")
 
 
 class TokenizerConfig(Strict):
@@ -52,6 +58,11 @@ class TokenizerConfig(Strict):
     character_coverage: float = Field(1.0, gt=0.0, le=1.0)
     src_model: Path | None = Field(None, description="existing .model file to reuse")
     tgt_model: Path | None = Field(None, description="existing .model file to reuse")
+    sample_pairs: int = Field(
+        1_000_000,
+        ge=1,
+        description="with data.streaming, the models are trained on this many first pairs",
+    )
 
     @model_validator(mode="after")
     def _check_reuse(self) -> TokenizerConfig:
@@ -66,6 +77,12 @@ class TrainConfig(Strict):
     seed: int = 1234
     batch_tokens: int = Field(4000, ge=1, description="padded target tokens per batch")
     max_sentences: int = Field(1024, ge=1, description="sentences per batch at most")
+    accumulate: int = Field(
+        1,
+        ge=1,
+        description="batches per optimizer step on each process; the effective batch is "
+        "batch_tokens x accumulate x processes",
+    )
     max_steps: int | None = Field(None, ge=1)
     max_epochs: int = Field(100, ge=1)
     max_minutes: float | None = Field(None, gt=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
 import time
 import urllib.request
@@ -47,36 +48,54 @@ def split_file(directory: Path, split: str, lang: str) -> Path:
     raise DataError(f"no file {split}.{lang} or {split}.{lang}.gz in {directory}")
 
 
-def read_parallel(
+def iter_parallel(
     directory: Path, split: str, src_lang: str, tgt_lang: str
-) -> tuple[list[str], list[str]]:
-    """Read one split as aligned source and target lines.
+) -> Iterator[tuple[str, str]]:
+    """Aligned (source, target) lines of one split, read lazily.
 
     ``split`` is a file prefix (``train`` -> ``train.en.gz`` + ``train.de.gz``) or a
     TSV file name holding ``source<TAB>target`` per line.
+
+    Raises:
+        DataError: a file is missing or unreadable, a TSV line has not two fields, or
+            the two files have different line counts (both counts are given).
     """
-    if split.endswith(".tsv") or split.endswith(".tsv.gz"):
-        path = directory / split
-        if not path.is_file():
-            raise DataError(f"TSV file {path} does not exist")
-        src, tgt = [], []
-        for number, line in enumerate(read_lines(path), start=1):
-            fields = line.split("\t")
-            if len(fields) != 2:
+    try:
+        if split.endswith(".tsv") or split.endswith(".tsv.gz"):
+            path = directory / split
+            if not path.is_file():
+                raise DataError(f"TSV file {path} does not exist")
+            for number, line in enumerate(_open_text(path), start=1):
+                fields = line.split("\t")
+                if len(fields) != 2:
+                    raise DataError(
+                        f"{path}:{number}: expected 2 tab-separated fields, got {len(fields)}"
+                    )
+                yield fields[0], fields[1]
+            return
+        src_path = split_file(directory, split, src_lang)
+        tgt_path = split_file(directory, split, tgt_lang)
+        src_lines, tgt_lines = _open_text(src_path), _open_text(tgt_path)
+        count = 0
+        for src, tgt in itertools.zip_longest(src_lines, tgt_lines):
+            if src is None or tgt is None:
+                n_src = count + (src is not None) + sum(1 for _ in src_lines)
+                n_tgt = count + (tgt is not None) + sum(1 for _ in tgt_lines)
                 raise DataError(
-                    f"{path}:{number}: expected 2 tab-separated fields, got {len(fields)}"
+                    f"misaligned corpus: {src_path} has {n_src} lines but {tgt_path} has {n_tgt}"
                 )
-            src.append(fields[0])
-            tgt.append(fields[1])
-        return src, tgt
-    src_path = split_file(directory, split, src_lang)
-    tgt_path = split_file(directory, split, tgt_lang)
-    src, tgt = read_lines(src_path), read_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise DataError(
-            f"misaligned corpus: {src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}"
-        )
-    return src, tgt
+            count += 1
+            yield src, tgt
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise DataError(f"cannot read split {split!r} in {directory}: {err}") from err
+
+
+def read_parallel(
+    directory: Path, split: str, src_lang: str, tgt_lang: str
+) -> tuple[list[str], list[str]]:
+    """A whole split as aligned source and target lines (see ``iter_parallel``)."""
+    pairs = list(iter_parallel(directory, split, src_lang, tgt_lang))
+    return [s for s, _ in pairs], [t for _, t in pairs]
 
 
 def download_multi30k(directory: Path, langs: tuple[str, ...]) -> None:
@@ -161,7 +180,7 @@ class PreparedData:
 
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
-    train: list[Example]
+    train: list[Example] | None  # None when streaming
     valid: list[Example]
     valid_refs: list[str]
 
@@ -213,23 +232,39 @@ def build_tokenizers(
 def prepare_data(config: Config, resume: dict[str, Any] | None = None) -> PreparedData:
     """Read, normalize, tokenize and filter the training and validation splits.
 
-    A resumed run takes its tokenizers from the checkpoint, never retrains them.
+    A resumed run takes its tokenizers from the checkpoint, never retrains them. With
+    ``data.streaming`` the training split is not loaded (``train`` is None: see
+    ``training.streaming``); the tokenizers are trained on its first
+    ``tokenizer.sample_pairs`` pairs.
     """
     data = config.data
     directory = resolve_data_dir(data)
-    train_src, train_tgt = read_parallel(directory, data.train, data.src_lang, data.tgt_lang)
     valid_src, valid_tgt = read_parallel(directory, data.valid, data.src_lang, data.tgt_lang)
     if data.max_valid_sentences is not None:
         valid_src = valid_src[: data.max_valid_sentences]
         valid_tgt = valid_tgt[: data.max_valid_sentences]
-    train_src, train_tgt, empty = normalize_pairs(train_src, train_tgt)
+    pairs = iter_parallel(directory, data.train, data.src_lang, data.tgt_lang)
+    if data.streaming:
+        pairs = itertools.islice(pairs, config.tokenizer.sample_pairs)
+    sample = list(pairs) if resume is None or not data.streaming else []
+    train_src, train_tgt, empty = normalize_pairs([s for s, _ in sample], [t for _, t in sample])
+    del sample
     if resume is not None:
         src_tok, tgt_tok = Tokenizer(resume["src_spm"]), Tokenizer(resume["tgt_spm"])
     else:
         src_tok, tgt_tok = build_tokenizers(config.tokenizer, train_src, train_tgt)
-    train = encode_pairs(
-        train_src, train_tgt, src_tok, tgt_tok, data.max_src_len, data.max_tgt_len, "train", empty
-    )
+    train = None
+    if not data.streaming:
+        train = encode_pairs(
+            train_src,
+            train_tgt,
+            src_tok,
+            tgt_tok,
+            data.max_src_len,
+            data.max_tgt_len,
+            "train",
+            empty,
+        )
     # Validation keeps every non-empty pair: BLEU must be over the whole set.
     valid_src, valid_tgt, _ = normalize_pairs(valid_src, valid_tgt)
     valid = [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import itertools
 import json
 import logging
 import math
@@ -14,6 +17,8 @@ from typing import Any
 import sacrebleu
 import torch
 import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nmt.checkpoint import read_checkpoint, save_checkpoint
@@ -30,7 +35,14 @@ from nmt.translator import decode_ids
 from training.batching import Batch, make_batch, token_batches
 from training.config import Config
 from training.data import prepare_data
+from training.distributed import (
+    broadcast_object,
+    gather_objects,
+    init_world,
+    step_totals,
+)
 from training.schedule import WarmupPlateau
+from training.streaming import epoch_batches
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +70,35 @@ class Validation:
     signature: str
 
 
+class _TrainingLoss(nn.Module):
+    """The model's training loss as ``forward``, the method DistributedDataParallel hooks."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
+        return self.model.loss(
+            batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing
+        )
+
+
 class Trainer:
-    """Owns the model, optimizer, schedule and data of one run directory."""
+    """Owns the model, optimizer, schedule and data of one run directory.
+
+    Under ``torchrun`` every process builds a Trainer: the model is wrapped in
+    DistributedDataParallel, each rank trains on its own share of every step's batches,
+    and rank 0 alone validates and writes the run directory.
+    """
 
     def __init__(self, config: Config, resume: bool = False) -> None:
         self.config = config
         self.out = Path(config.output_dir)
         self.device = resolve_device(config.device)
+        self.world = init_world(self.device)
+        if self.device.type == "cuda" and self.world.distributed:
+            self.device = torch.device("cuda", self.world.local_rank)  # one GPU per process
+            torch.cuda.set_device(self.device)
         self.amp_dtype = autocast_dtype(self.device, config.train.precision)
         tc = config.train
         if tc.num_threads:
@@ -72,7 +106,7 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_memory()
         resume_payload = self._resume_payload() if resume else None
-        data = prepare_data(config, resume_payload)
+        data = self._prepare_data(resume_payload)
         self.src_tok, self.tgt_tok = data.src_tokenizer, data.tgt_tokenizer
         self.train_set = data.train
         self.valid_refs = data.valid_refs
@@ -93,6 +127,12 @@ class Trainer:
         self.model = Seq2Seq(
             config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, self.tgt_tok.pad_id
         ).to(self.device)
+        self.ddp: DistributedDataParallel | None = None
+        if self.world.distributed:
+            # Same seed, same initial weights everywhere (DDP also broadcasts rank 0's);
+            # dropout then draws differently on every rank.
+            torch.manual_seed(tc.seed + self.world.rank)
+            self.ddp = DistributedDataParallel(_TrainingLoss(self.model))
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
             lr=tc.learning_rate,
@@ -141,11 +181,44 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
-        torch.set_rng_state(state["rng"])
-        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        rngs = state.get("rng_per_rank") or [state["rng"]]
+        if len(rngs) != self.world.size:
+            raise ValueError(
+                f"{self.out / 'last.pt'} was written by {len(rngs)} process(es); resume it "
+                f"with as many, not {self.world.size}"
+            )
+        torch.set_rng_state(rngs[self.world.rank])
+        cuda_rngs = state.get("cuda_rng_per_rank") or [state.get("cuda_rng")]
+        if self.device.type == "cuda" and cuda_rngs[self.world.rank] is not None:
+            torch.cuda.set_rng_state(cuda_rngs[self.world.rank], self.device)
 
-    def _payload(self, scores: dict[str, Any], training: bool) -> dict[str, Any]:
+    def _fingerprint(self) -> str:
+        """A hash of the exact parameter values: equal on all ranks unless they diverged."""
+        digest = hashlib.sha256()
+        for param in self.model.parameters():
+            digest.update(param.detach().float().cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def _prepare_data(self, resume_payload: dict[str, Any] | None) -> Any:
+        """Read and tokenize the data; in a distributed run, rank 0 trains the
+        SentencePiece models and the other ranks use them (never train their own)."""
+        if not self.world.distributed or resume_payload is not None:
+            return prepare_data(self.config, resume_payload)
+        data = prepare_data(self.config) if self.world.is_main else None
+        protos = broadcast_object(
+            self.world,
+            None
+            if data is None
+            else {
+                "src_spm": data.src_tokenizer.model_proto,
+                "tgt_spm": data.tgt_tokenizer.model_proto,
+            },
+        )
+        return data if data is not None else prepare_data(self.config, protos)
+
+    def _payload(
+        self, scores: dict[str, Any], training: bool, rngs: list[Any] | None = None
+    ) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model_config": self.config.model.model_dump(mode="json"),
             "config": self.config.model_dump(mode="json"),
@@ -166,11 +239,28 @@ class Trainer:
                 "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
             }
+            if rngs is not None and len(rngs) > 1:
+                payload["training"]["rng_per_rank"] = [cpu for cpu, _ in rngs]
+                payload["training"]["cuda_rng_per_rank"] = [cuda for _, cuda in rngs]
         return payload
 
     def save(self, scores: dict[str, Any], best: bool) -> None:
-        """Write last.pt (with training state), best.pt and the rolling step checkpoints."""
-        payload = self._payload(scores, training=True)
+        """Write last.pt (with training state), best.pt and the rolling step checkpoints.
+
+        Called by every rank (the RNG states of all ranks are gathered); rank 0 writes.
+        """
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        rngs = gather_objects(self.world, (torch.get_rng_state(), cuda_rng))
+        fingerprints = (
+            gather_objects(self.world, self._fingerprint()) if self.world.distributed else []
+        )
+        if not self.world.is_main:
+            return
+        if len(set(fingerprints)) > 1:
+            log.error("replicas have diverged: parameter fingerprints %s", fingerprints)
+        payload = self._payload(scores, training=True, rngs=rngs)
+        if fingerprints:
+            payload["training"]["replica_fingerprints"] = fingerprints
         save_checkpoint(payload, self.out / "last.pt")
         if best:
             save_checkpoint(self._payload(scores, training=False), self.out / "best.pt")
@@ -212,32 +302,55 @@ class Trainer:
 
     # --------------------------------------------------------------- logging
     def _write_curve(self, record: dict[str, Any]) -> None:
+        if not self.world.is_main:
+            return
         with open(self.out / "curve.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
     # ------------------------------------------------------------------ loop
-    def train_step(self, batch: Batch, step: int) -> tuple[float, float, float]:
-        """One optimizer step; returns (loss per token, gradient norm, learning rate)."""
+    def train_step(self, batches: list[Batch], step: int) -> tuple[float, float, float]:
+        """One optimizer step over this rank's ``batches`` (gradients accumulated, and
+        averaged over ranks by DDP); returns (summed loss, gradient norm, learning rate).
+
+        Each batch's loss is its mean over target tokens, and the step's objective the
+        mean over the batches of all ranks.
+        """
         tc = self.config.train
         lr = self.schedule.step(step)
-        with autocast(self.device, self.amp_dtype):
-            loss = self.model.loss(
-                batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, tc.label_smoothing
-            )
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss / batch.n_tokens).backward()
+        loss_sum = 0.0
+        for i, batch in enumerate(batches):
+            # DDP all-reduces gradients in the backward pass of the last batch only
+            last = i == len(batches) - 1
+            no_sync = self.ddp.no_sync() if self.ddp is not None and not last else None
+            with no_sync or contextlib.nullcontext():
+                with autocast(self.device, self.amp_dtype):
+                    if self.ddp is not None:
+                        loss = self.ddp(batch, tc.label_smoothing)
+                    else:
+                        loss = self.model.loss(
+                            batch.src,
+                            batch.src_lengths,
+                            batch.tgt_in,
+                            batch.tgt_out,
+                            tc.label_smoothing,
+                        )
+                self.scaler.scale(loss / batch.n_tokens / len(batches)).backward()
+            loss_sum += float(loss.detach())
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach()) / batch.n_tokens, float(grad_norm), lr
+        return loss_sum, float(grad_norm), lr
 
     def run(self, max_steps: int | None = None, max_minutes: float | None = None) -> Progress:
         """Train until a step, time, epoch or early-stopping limit; always ends with last.pt."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.yaml").write_text(
-            yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
-        )
+        if self.world.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(
+                yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False),
+                encoding="utf-8",
+            )
         tc = self.config.train
         max_steps = max_steps or tc.max_steps
         max_minutes = max_minutes or tc.max_minutes
@@ -256,7 +369,8 @@ class Trainer:
                 signal.signal(s, h)
             self.progress.minutes = minutes_before + (time.monotonic() - start) / 60
         self.save({"stopped": reason}, best=False)
-        log.info(
+        log.log(
+            logging.INFO if self.world.is_main else logging.DEBUG,
             "stopped at step %d: %s; best BLEU %.2f at step %d; run dir %s",
             self.progress.step,
             reason,
@@ -273,32 +387,46 @@ class Trainer:
     def _loop(
         self, max_steps: int | None, max_minutes: float | None, start: float, minutes_before: float
     ) -> str:
-        tc, p = self.config.train, self.progress
+        tc, p, world = self.config.train, self.progress, self.world
         pad, bos, eos = self.tgt_tok.pad_id, self.tgt_tok.bos_id, self.tgt_tok.eos_id
         window = {"loss": 0.0, "tokens": 0, "time": time.monotonic()}
+        # An optimizer step takes `accumulate` batches on each of the world's ranks.
+        per_step = world.size * tc.accumulate
+        mine = slice(world.rank * tc.accumulate, (world.rank + 1) * tc.accumulate)
         while p.epoch < tc.max_epochs:
-            batches = token_batches(
-                self.train_set, tc.batch_tokens, tc.max_sentences, tc.seed, p.epoch
+            batches, count = epoch_batches(
+                self.config, self.train_set, self.src_tok, self.tgt_tok, p.epoch
             )
             bar = tqdm(
-                total=len(batches),
-                initial=p.batch_in_epoch,
+                total=None if count is None else count // per_step,
+                initial=p.batch_in_epoch // per_step,
                 desc=f"epoch {p.epoch + 1}",
-                unit="batch",
+                unit="step",
                 dynamic_ncols=True,
-                disable=None,
+                disable=None if world.is_main else True,
                 leave=False,
             )
-            for indices in batches[p.batch_in_epoch :]:
-                batch = make_batch([self.train_set[i] for i in indices], pad, bos, eos)
-                loss, grad_norm, lr = self.train_step(batch.to(self.device), p.step + 1)
+            remaining = itertools.islice(batches, p.batch_in_epoch, None)
+            # full groups only: every rank must take the same number of steps
+            while len(group := list(itertools.islice(remaining, per_step))) == per_step:
+                micro = [
+                    make_batch(examples, pad, bos, eos).to(self.device) for examples in group[mine]
+                ]
+                loss_sum, grad_norm, lr = self.train_step(micro, p.step + 1)
                 p.step += 1
-                p.batch_in_epoch += 1
+                p.batch_in_epoch += per_step
                 bar.update()
-                window["loss"] += loss * batch.n_tokens
-                window["tokens"] += batch.n_tokens
-                p.target_tokens += batch.n_tokens
-                minutes = minutes_before + (time.monotonic() - start) / 60
+                elapsed = (time.monotonic() - start) / 60
+                local_stop = self._stop_signal is not None or (
+                    max_minutes is not None and elapsed >= max_minutes
+                )
+                loss_sum, tokens, stop = step_totals(
+                    world, loss_sum, sum(b.n_tokens for b in micro), local_stop, self.device
+                )
+                window["loss"] += loss_sum
+                window["tokens"] += tokens
+                p.target_tokens += tokens
+                minutes = minutes_before + elapsed
                 if p.step % tc.log_every == 0:
                     self._log_train(window, grad_norm, lr, minutes, bar)
                 if p.step % tc.valid_every == 0:
@@ -306,15 +434,16 @@ class Trainer:
                     if self._validate_and_save(minutes):
                         bar.close()
                         return "early stopping: no BLEU gain"
-                if self._stop_signal is not None:
-                    bar.close()
-                    return f"stopped by {self._stop_signal}"
                 if max_steps is not None and p.step >= max_steps:
                     bar.close()
                     return f"max_steps {max_steps} reached"
-                if max_minutes is not None and (time.monotonic() - start) / 60 >= max_minutes:
+                if stop:
                     bar.close()
-                    return f"max_minutes {max_minutes} reached"
+                    if self._stop_signal is not None:
+                        return f"stopped by {self._stop_signal}"
+                    if max_minutes is not None and elapsed >= max_minutes:
+                        return f"max_minutes {max_minutes} reached"
+                    return "stopped: another rank was told to stop"
             bar.close()
             p.epoch += 1
             p.batch_in_epoch = 0
@@ -357,7 +486,8 @@ class Trainer:
         """Validate, checkpoint, adjust the schedule; True when early stopping triggers."""
         p, tc = self.progress, self.config.train
         t0 = time.monotonic()
-        v = self.validate()
+        # rank 0 validates; every rank then takes the same schedule and stopping decisions
+        v = broadcast_object(self.world, self.validate() if self.world.is_main else None)
         improved = v.bleu > p.best_bleu
         if improved:
             p.best_bleu, p.best_step, p.stale_validations = v.bleu, p.step, 0
