@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,10 +48,10 @@ def main() -> None:
                           f"train.num_threads={max(1, cores // 2)}"],
     }  # fmt: skip
     result = {}
-    for name, command in runs.items():
+    for name, launch in runs.items():
         out = args.out / name
-        subprocess.run(["rm", "-rf", str(out)], check=True)
-        command = [*command, "--output-dir", str(out)]
+        shutil.rmtree(out, ignore_errors=True)
+        command = [*launch, "--output-dir", str(out)]
         print("+", " ".join(command), flush=True)
         subprocess.run(command, check=True, cwd=ROOT)
         speed, windows = median_speed(out / "curve.jsonl")
