@@ -145,7 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_train(args: argparse.Namespace) -> int:
     from training.config import load_config
-    from training.distributed import close_world
     from training.trainer import Trainer
 
     overrides = list(args.overrides)
@@ -158,7 +157,7 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         trainer.run(max_steps=args.max_steps, max_minutes=args.max_minutes)
     finally:
-        close_world(trainer.world)
+        trainer.close()
     return 0
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def _config(tiny_config: dict, path: Path, **train: object) -> Path:
     tiny_config["model"]["dropout"] = 0.0  # dropout masks differ between rank layouts
-    tiny_config["train"].update(valid_every=3, log_every=1, keep_last=0, **train)
+    tiny_config["train"].update({"valid_every": 3, "log_every": 1, "keep_last": 0, **train})
     path.write_text(yaml.safe_dump(tiny_config), encoding="utf-8")
     return path
 

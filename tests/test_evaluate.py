@@ -38,11 +38,12 @@ def test_evaluate_equals_the_sacrebleu_command_line(
     assert main(args) == 0
     ours = json.loads(capsys.readouterr().out)
 
-    bleu, chrf = _sacrebleu_cli([ref, ref_cased], hyps, "-m", "bleu", "chrf")
-    (bleu_lc,) = _sacrebleu_cli([ref, ref_cased], hyps, "-m", "bleu", "-lc")
-    assert ours["bleu"]["score"] == pytest.approx(bleu["score"], abs=0.01)
-    assert ours["chrf"]["score"] == pytest.approx(chrf["score"], abs=0.01)
-    assert ours["bleu_lc"]["score"] == pytest.approx(bleu_lc["score"], abs=0.01)
+    # -w 2: two decimals, as nmt evaluate reports
+    bleu, chrf = _sacrebleu_cli([ref, ref_cased], hyps, "-m", "bleu", "chrf", "-w", "2")
+    (bleu_lc,) = _sacrebleu_cli([ref, ref_cased], hyps, "-m", "bleu", "-lc", "-w", "2")
+    assert ours["bleu"]["score"] == pytest.approx(bleu["score"], abs=1e-9)
+    assert ours["chrf"]["score"] == pytest.approx(chrf["score"], abs=1e-9)
+    assert ours["bleu_lc"]["score"] == pytest.approx(bleu_lc["score"], abs=1e-9)
     assert ours["bleu"]["signature"] == bleu["signature"]
     assert ours["bleu_lc"]["signature"] == bleu_lc["signature"]
     assert ours["chrf"]["signature"] == chrf["signature"]

@@ -54,7 +54,10 @@ def init_world(device: torch.device, timeout_minutes: float = 30.0) -> World:
 
 
 def close_world(world: World) -> None:
+    """Leave the process group once every rank is done (call after dropping any
+    DistributedDataParallel wrapper: its communication threads use the group)."""
     if world.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

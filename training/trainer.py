@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import itertools
 import json
@@ -37,6 +38,7 @@ from training.config import Config
 from training.data import prepare_data
 from training.distributed import (
     broadcast_object,
+    close_world,
     gather_objects,
     init_world,
     step_totals,
@@ -379,6 +381,12 @@ class Trainer:
             self.out,
         )
         return self.progress
+
+    def close(self) -> None:
+        """Release the distributed wrapper and leave the process group (no-op alone)."""
+        self.ddp = None
+        gc.collect()
+        close_world(self.world)
 
     def _request_stop(self, signum: int, frame: object) -> None:
         self._stop_signal = signal.Signals(signum).name

@@ -1,0 +1,119 @@
+"""Translate text with a trained model: batching by length, search, detokenization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nmt.alignment import confidence, hard_alignment, word_attention, words
+from nmt.checkpoint import LoadedModel, load_model
+from nmt.device import resolve_device
+from nmt.model import Seq2Seq
+from nmt.quantization import quantize_int8
+from nmt.search import Hypothesis, SearchConfig, beam_search, greedy_search
+
+
+def decode_ids(
+    model: Seq2Seq,
+    sources: list[list[int]],
+    bos: int,
+    eos: int,
+    cfg: SearchConfig,
+    batch_size: int = 64,
+) -> list[list[Hypothesis]]:
+    """Search for every source (subword ids, no EOS), in length-sorted batches.
+
+    Returns the hypotheses in the order of ``sources``.
+    """
+    device = next(model.parameters()).device
+    pad = model.pad_id
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
+    results: list[list[Hypothesis]] = [[] for _ in sources]
+    search = greedy_search if cfg.beam_size == 1 else beam_search
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        lengths = torch.tensor([max(1, len(sources[i])) for i in chunk])
+        src = torch.full((len(chunk), int(lengths.max())), pad, dtype=torch.long)
+        for row, i in enumerate(chunk):
+            src[row, : len(sources[i])] = torch.tensor(sources[i], dtype=torch.long)
+        hyps = search(model, src.to(device), lengths.to(device), bos, eos, cfg)
+        for i, h in zip(chunk, hyps, strict=True):
+            results[i] = h
+    return results
+
+
+@dataclass
+class Translation:
+    """The best translation of one text and what led to it.
+
+    ``attention`` is (target subwords + EOS) x source subwords; ``word_attention`` is
+    target words x source words; ``alignment`` holds (source word, target word) pairs.
+    """
+
+    text: str
+    score: float
+    confidence: float
+    source_tokens: list[str]
+    target_tokens: list[str]
+    attention: list[list[float]] | None
+    source_words: list[str] = field(default_factory=list)
+    target_words: list[str] = field(default_factory=list)
+    word_attention: list[list[float]] | None = None
+    alignment: list[tuple[int, int]] = field(default_factory=list)
+    n_best: list[tuple[str, float]] = field(default_factory=list)
+
+
+class Translator:
+    """A loaded model with its tokenizers, ready to translate raw text."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.src_tok = loaded.src_tokenizer
+        self.tgt_tok = loaded.tgt_tokenizer
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "auto", quantize: str | None = None
+    ) -> Translator:
+        """Load ``path`` on ``device``; ``quantize="int8"`` quantizes it for CPU inference."""
+        loaded = load_model(path, resolve_device(device))
+        if quantize == "int8":
+            loaded.model = quantize_int8(loaded.model)
+        elif quantize is not None:
+            raise ValueError(f"unknown quantization {quantize!r}; supported: int8")
+        return cls(loaded)
+
+    def translate(
+        self, texts: list[str], cfg: SearchConfig | None = None, batch_size: int = 64
+    ) -> list[Translation]:
+        """Translate raw texts; output order follows input order."""
+        cfg = cfg or SearchConfig()
+        src_ids = self.src_tok.encode(texts)
+        results = decode_ids(
+            self.model, src_ids, self.tgt_tok.bos_id, self.tgt_tok.eos_id, cfg, batch_size
+        )
+        return [self._describe(ids, hyps) for ids, hyps in zip(src_ids, results, strict=True)]
+
+    def _describe(self, src_ids: list[int], hyps: list[Hypothesis]) -> Translation:
+        best = hyps[0]
+        src_pieces = self.src_tok.pieces(src_ids)
+        tgt_pieces = self.tgt_tok.pieces(best.tokens)
+        word_attn = None
+        if best.attention is not None:
+            word_attn = word_attention(best.attention, src_pieces, tgt_pieces)
+        return Translation(
+            text=self.tgt_tok.decode([best.tokens])[0],
+            score=best.score,
+            confidence=confidence(best.log_prob, len(best.tokens) + 1, best.attention),
+            source_tokens=src_pieces,
+            target_tokens=tgt_pieces,
+            attention=None if best.attention is None else best.attention.tolist(),
+            source_words=words(src_pieces),
+            target_words=words(tgt_pieces),
+            word_attention=None if word_attn is None else word_attn.tolist(),
+            alignment=[] if word_attn is None else hard_alignment(word_attn),
+            n_best=[(self.tgt_tok.decode([h.tokens])[0], h.score) for h in hyps],
+        )

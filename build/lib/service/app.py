@@ -1,0 +1,69 @@
+"""The FastAPI application: its lifespan loads the models; nothing else is global."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.registry import ModelRegistry
+from service.routes import libretranslate, operations, page, translate
+from service.settings import Settings, load_settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start loading the models and answer at once: /ready says 503 until they are in."""
+    registry = ModelRegistry(app.state.settings, app.state.metrics)
+    app.state.registry = registry
+    loading = asyncio.create_task(registry.load_all())
+    try:
+        yield
+    finally:
+        loading.cancel()
+        await asyncio.gather(loading, return_exceptions=True)
+        await registry.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; ``settings`` default to the environment and ``NMT_CONFIG``."""
+    app = FastAPI(
+        title="nmt translation service",
+        description="Attention LSTM translation with word alignments, dynamic batching "
+        "and a LibreTranslate-compatible API.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or load_settings()
+    app.state.metrics = Metrics()
+    if app.state.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=app.state.settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        # the route's template, not the raw path: unbounded label values would leak memory
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics: Metrics = app.state.metrics
+        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(route, request.method).observe(time.perf_counter() - start)
+        return response
+
+    for module in (translate, libretranslate, operations, page):
+        app.include_router(module.router)
+    return app

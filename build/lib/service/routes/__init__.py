@@ -1,0 +1,1 @@
+"""HTTP routes, one router per concern (FastAPI's "bigger applications" layout)."""

@@ -1,0 +1,132 @@
+"""Request and response bodies of the HTTP API (separate from the neural model code)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# Static limits only: the character and count limits are server settings, checked per request.
+Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error answer (LibreTranslate clients read ``error``)."""
+
+    error: str = Field(description="what is wrong, naming the field where there is one")
+    field: str | None = Field(None, description="the request field at fault, if any")
+
+
+# ------------------------------------------------------------------ /v1/translate
+class TranslateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "A man rides a bike.", "source": "en", "target": "de"}]
+        },
+    )
+
+    text: Text | Annotated[list[Text], Field(min_length=1)] = Field(
+        description="one text or a list of texts (limits: see the server's settings)"
+    )
+    source: str | None = Field(None, description="source language code (with target)")
+    target: str | None = Field(None, description="target language code (with source)")
+    model: str | None = Field(None, description="a model name, instead of source and target")
+    beam_size: int | None = Field(None, ge=1, description="1 = greedy; default from the server")
+    alpha: float | None = Field(
+        None, ge=0.0, le=2.0, description="length normalization: score / length**alpha"
+    )
+    n_best: int = Field(1, ge=1, description="hypotheses to return per text")
+    alignments: bool = Field(True, description="return attention matrices and word alignments")
+
+
+class Alternative(BaseModel):
+    translation: str
+    score: float
+
+
+class TranslationResult(BaseModel):
+    translation: str
+    score: float = Field(description="length-normalized log-probability")
+    confidence: float = Field(ge=0.0, le=1.0)
+    n_best: list[Alternative]
+    source_tokens: list[str]
+    target_tokens: list[str]
+    attention: list[list[float]] | None = Field(
+        None, description="(target tokens + EOS) x source tokens; rows sum to 1"
+    )
+    source_words: list[str]
+    target_words: list[str]
+    word_attention: list[list[float]] | None = Field(
+        None, description="target words x source words"
+    )
+    alignment: list[tuple[int, int]] | None = Field(
+        None, description="(source word index, target word index) pairs"
+    )
+
+
+class Timing(BaseModel):
+    total_ms: float
+    queue_ms: float = Field(description="longest wait of this request's texts in the queue")
+    decode_ms: float = Field(description="longest decode of the batches they were in")
+    batch_sizes: list[int] = Field(description="size of the batch each text was decoded in")
+
+
+class TranslateResponse(BaseModel):
+    model: str
+    source: str
+    target: str
+    translations: list[TranslationResult]
+    timing: Timing
+
+
+# ------------------------------------------------------------------ LibreTranslate
+class LibreTranslateRequest(BaseModel):
+    """LibreTranslate's ``POST /translate`` body (JSON or form)."""
+
+    model_config = ConfigDict(extra="ignore")  # clients send fields we do not use
+
+    q: Text | Annotated[list[Text], Field(min_length=1)]
+    source: str
+    target: str
+    format: Literal["text"] = "text"
+    alternatives: int = Field(0, ge=0)
+    api_key: str | None = None
+
+
+class LibreTranslateResponse(BaseModel):
+    translatedText: str | list[str]
+    alternatives: list[str] | list[list[str]] | None = None
+
+
+class Language(BaseModel):
+    code: str
+    name: str
+    targets: list[str]
+
+
+# ------------------------------------------------------------------ operations
+class ModelInfo(BaseModel):
+    name: str
+    source: str
+    target: str
+    parameters: int
+    device: str
+    step: int
+    checkpoint: str = Field(description="checkpoint file name")
+    scores: dict[str, float | str] = Field(description="validation scores stored at training")
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    loading: bool
+    models: list[str]
+    errors: dict[str, str] = Field(description="model name -> checkpoint path and reason")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
