@@ -1,6 +1,6 @@
 """Peak memory of training-data loading as the corpus grows 10x (streaming vs in memory).
 
-    python benchmarks/data_memory.py --out runs/bench_data_memory
+    python benchmarks/data_memory.py --out runs/bench_data_memory --chunk-pairs 10000
 
 Builds a 10x corpus by repeating Multi30k's training split, then, in a fresh process
 per case, prepares the data and forms every batch of one epoch as training would
@@ -60,6 +60,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/multi30k")
     parser.add_argument("--out", type=Path, default=ROOT / "runs/bench_data_memory")
     parser.add_argument("--config", type=Path, default=ROOT / "configs/multi30k_en_de.yaml")
+    parser.add_argument(
+        "--chunk-pairs",
+        type=int,
+        default=10_000,
+        help="data.chunk_pairs when streaming (below the 1x corpus, so both sizes stream)",
+    )
     args = parser.parse_args()
     langs = ("en", "de")
     results = []
@@ -72,6 +78,7 @@ def main() -> None:
                 f"data.dir={corpus}",
                 f"data.streaming={str(streaming).lower()}",
                 "tokenizer.sample_pairs=29000",
+                f"data.chunk_pairs={args.chunk_pairs}",
                 f"output_dir={args.out / 'run'}",
             ]
             command = [sys.executable, "-c", CASE, str(args.config), *overrides]
@@ -84,7 +91,16 @@ def main() -> None:
             }
             print(row, flush=True)
             results.append(row)
-    (args.out / "memory.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    growth = {
+        mode: by[10]["peak_rss_mib"] / by[1]["peak_rss_mib"]
+        for mode, by in (
+            (m, {r["repeat"]: r for r in results if r["streaming"] == (m == "streaming")})
+            for m in ("streaming", "in memory")
+        )
+    }
+    (args.out / "memory.json").write_text(
+        json.dumps({"cases": results, "growth_10x": growth}, indent=1), encoding="utf-8"
+    )
     print("\n| corpus | mode | peak RSS MiB | batches | seconds |\n|---|---|---|---|---|")
     for r in results:
         mode = "streaming" if r["streaming"] else "in memory"

@@ -1,0 +1,126 @@
+"""The dynamic batcher with a stand-in decoder: grouping, limits, waiting, overload."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from service.batcher import Batcher, QueueFull
+from service.settings import load_settings
+
+
+def _batcher(calls: list, **limits: float) -> Batcher[str, str]:
+    def decode(texts: list[str], options: str) -> list[str]:
+        calls.append((list(texts), options))
+        time.sleep(0.01)
+        return [f"{options}:{t.upper()}" for t in texts]
+
+    settings = {"max_sentences": 4, "max_tokens": 100, "max_wait_ms": 50, "queue_size": 16}
+    return Batcher(decode, lambda text: len(text.split()), **{**settings, **limits})
+
+
+def test_concurrent_texts_share_batches_by_options_and_keep_their_order() -> None:
+    async def scenario() -> tuple[list, list]:
+        calls: list = []
+        batcher = _batcher(calls)
+        batcher.start()
+        try:
+            answers = await asyncio.gather(
+                batcher.submit(["a", "b"], "x"),
+                batcher.submit(["c"], "y"),
+                batcher.submit(["d", "e", "f"], "x"),
+            )
+        finally:
+            await batcher.close()
+        return answers, calls
+
+    answers, calls = asyncio.run(scenario())
+    assert [[r for r, _ in a] for a in answers] == [["x:A", "x:B"], ["y:C"], ["x:D", "x:E", "x:F"]]
+    # options never mix; at most 4 texts per batch; the oldest text goes first
+    assert calls == [(["a", "b", "d", "e"], "x"), (["c"], "y"), (["f"], "x")]
+    sizes = [info.size for _, info in answers[0]]
+    assert sizes == [4, 4]
+
+
+def test_a_lone_text_waits_at_most_max_wait() -> None:
+    async def scenario() -> float:
+        batcher = _batcher([], max_wait_ms=80)
+        batcher.start()
+        try:
+            ((_, info),) = await batcher.submit(["alone"], "x")
+        finally:
+            await batcher.close()
+        return info.wait_ms
+
+    wait = asyncio.run(scenario())
+    assert 60 <= wait <= 80 + 60  # waited for company, then went alone
+
+
+def test_a_full_batch_leaves_without_waiting() -> None:
+    async def scenario() -> float:
+        batcher = _batcher([], max_wait_ms=5000, max_sentences=3)
+        batcher.start()
+        try:
+            done = await batcher.submit(["a", "b", "c"], "x")
+        finally:
+            await batcher.close()
+        return max(info.wait_ms for _, info in done)
+
+    assert asyncio.run(scenario()) < 1000
+
+
+def test_token_limit_splits_batches() -> None:
+    async def scenario() -> list:
+        calls: list = []
+        batcher = _batcher(calls, max_tokens=5, max_wait_ms=0)
+        batcher.start()
+        try:
+            await batcher.submit(["one two three", "four five", "six"], "x")
+        finally:
+            await batcher.close()
+        return calls
+
+    assert [texts for texts, _ in asyncio.run(scenario())] == [
+        ["one two three", "four five"],
+        ["six"],
+    ]
+
+
+def test_a_full_queue_refuses_new_texts() -> None:
+    async def scenario() -> None:
+        batcher = _batcher([], queue_size=3, max_wait_ms=1000, max_sentences=10)
+        batcher.start()
+        try:
+            waiting = asyncio.ensure_future(batcher.submit(["a", "b"], "x"))
+            await asyncio.sleep(0.05)
+            assert batcher.depth == 2
+            with pytest.raises(QueueFull):
+                await batcher.submit(["c", "d"], "x")
+            assert len(await waiting) == 2
+        finally:
+            await batcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_settings_precedence_flags_environment_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text("max_chars: 7\nport: 9000\nmax_texts: 3\n", encoding="utf-8")
+    monkeypatch.setenv("NMT_MAX_CHARS", "50")
+    monkeypatch.setenv("NMT_MODELS", '{"en-de": "/models/en-de.pt"}')
+    settings = load_settings(config, port=9100, host=None)
+    assert settings.port == 9100  # flag over file
+    assert settings.max_chars == 50  # environment over file
+    assert settings.max_texts == 3  # file over default
+    assert settings.models == {"en-de": Path("/models/en-de.pt")}
+    monkeypatch.setenv("NMT_CONFIG", str(config))
+    assert load_settings().max_texts == 3
+    with pytest.raises(ValueError, match="max_beam_size"):
+        load_settings(default_beam_size=20)
+    with pytest.raises(FileNotFoundError):
+        load_settings(tmp_path / "missing.yaml")
