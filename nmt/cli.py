@@ -127,6 +127,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization (CPU)")
     p.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
 
 
@@ -280,7 +281,12 @@ def _run_serve(args: argparse.Namespace) -> int:
                 raise ValueError(f"--model wants NAME=CHECKPOINT, got {spec!r}")
             models[name] = Path(path)
     settings = load_settings(
-        args.config, models=models, host=args.host, port=args.port, device=args.device
+        args.config,
+        models=models,
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        quantize=args.quantize,
     )
     for name, path in settings.model_paths().items():
         if not path.is_file():

@@ -244,3 +244,45 @@ def test_ready_reports_a_model_that_failed_to_load(tmp_path: Path, toy_model: Pa
         # the healthy model still serves; liveness is unaffected
         assert c.post("/v1/translate", json={"text": "the dog", "model": "toy"}).status_code == 200
         assert c.get("/health").status_code == 200
+
+
+def test_ready_is_503_while_loading_then_200(
+    toy_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = threading.Event()
+    real = Translator.from_checkpoint
+
+    def slow_load(path: Path, device: str = "auto", quantize: str | None = None) -> Translator:
+        loaded.wait(timeout=30)  # held until the test has seen the loading state
+        return real(path, device, quantize)
+
+    monkeypatch.setattr("service.registry.Translator.from_checkpoint", slow_load)
+    settings = Settings(models={"toy": toy_model}, device="cpu")
+    with TestClient(create_app(settings)) as c:
+        early = c.get("/ready")
+        assert early.status_code == 503 and early.json()["loading"]
+        assert early.headers["Retry-After"] == "5"
+        busy = c.post("/v1/translate", json={"text": "the dog", "model": "toy"})
+        assert busy.status_code == 503 and "loading" in busy.json()["error"]
+        assert c.get("/health").status_code == 200  # alive while loading
+        loaded.set()
+        assert wait_ready(c)["ready"]
+        assert c.get("/ready").status_code == 200
+
+
+def test_cors_origins_are_allowed_when_configured(toy_model: Path) -> None:
+    settings = Settings(
+        models={"toy": toy_model}, device="cpu", cors_origins=["https://app.example"]
+    )
+    with TestClient(create_app(settings)) as c:
+        preflight = c.options(
+            "/v1/translate",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        other = c.get("/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers

@@ -69,7 +69,10 @@ class ModelRegistry:
             for name, path in self.paths.items():
                 try:
                     translator = await asyncio.to_thread(
-                        Translator.from_checkpoint, path, self.settings.device
+                        Translator.from_checkpoint,
+                        path,
+                        self.settings.device,
+                        self.settings.quantize,
                     )
                 except Exception as err:  # any failure is reported, not raised
                     self.errors[name] = f"{path}: {err}"

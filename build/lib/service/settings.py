@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import (
@@ -36,6 +36,9 @@ class Settings(BaseSettings):
         None, description="also serve every *.pt file in this directory, named by its file stem"
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    quantize: Literal["int8"] | None = Field(
+        None, description="int8: dynamic int8 quantization of the models (CPU only)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 
