@@ -1,0 +1,70 @@
+"""Device and precision decisions (nmt/device.py): the CUDA branches are reached by
+faking what torch reports; the bf16 autocast path trains for real on CPU."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nmt import device as dev
+from training.config import validate_config
+from training.trainer import Trainer
+
+
+def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert dev.resolve_device("auto") == torch.device("cpu")
+    assert dev.resolve_device(" CPU ") == torch.device("cpu")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        dev.resolve_device("cuda")
+    with pytest.raises(ValueError, match=r"unknown device|unsupported device"):
+        dev.resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert dev.resolve_device("auto") == torch.device("cuda")
+    assert dev.resolve_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(ValueError, match="only 1 CUDA device"):
+        dev.resolve_device("cuda:3")
+
+
+@pytest.mark.parametrize(
+    ("device", "bf16", "precision", "expected"),
+    [
+        ("cuda", True, "auto", torch.bfloat16),
+        ("cuda", False, "auto", torch.float16),  # older GPUs: fp16 with a gradient scaler
+        ("cuda", False, "fp16", torch.float16),
+        ("cpu", True, "auto", torch.bfloat16),
+        ("cpu", False, "auto", None),  # emulated bf16 would be slower than fp32
+        ("cpu", False, "bf16", torch.bfloat16),
+        ("cpu", True, "fp32", None),
+    ],
+)
+def test_autocast_dtype(
+    monkeypatch: pytest.MonkeyPatch,
+    device: str,
+    bf16: bool,
+    precision: str,
+    expected: torch.dtype | None,
+) -> None:
+    monkeypatch.setattr(dev, "native_bf16", lambda d: bf16)
+    assert dev.autocast_dtype(torch.device(device), precision) is expected
+
+
+def test_fp16_and_unknown_precisions_are_refused_on_cpu() -> None:
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        dev.autocast_dtype(torch.device("cpu"), "fp16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        dev.autocast_dtype(torch.device("cpu"), "fp8")
+
+
+def test_bf16_autocast_training_runs_on_cpu(tiny_config: dict) -> None:
+    tiny_config["train"]["precision"] = "bf16"
+    trainer = Trainer(validate_config(tiny_config))
+    assert trainer.amp_dtype is torch.bfloat16
+    assert not trainer.scaler.is_enabled()  # only fp16 needs loss scaling
+    progress = trainer.run(max_steps=4)
+    assert progress.step == 4
+    assert all(p.dtype is torch.float32 for p in trainer.model.parameters())
+    assert all(math.isfinite(float(p.sum())) for p in trainer.model.parameters())
