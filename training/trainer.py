@@ -35,7 +35,7 @@ from nmt.search import SearchConfig
 from nmt.translator import decode_ids
 from training.batching import Batch, make_batch, token_batches
 from training.config import Config
-from training.data import prepare_data
+from training.data import PreparedData, prepare_data
 from training.distributed import (
     broadcast_object,
     close_world,
@@ -201,7 +201,7 @@ class Trainer:
             digest.update(param.detach().float().cpu().numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def _prepare_data(self, resume_payload: dict[str, Any] | None) -> Any:
+    def _prepare_data(self, resume_payload: dict[str, Any] | None) -> PreparedData:
         """Read and tokenize the data; in a distributed run, rank 0 trains the
         SentencePiece models and the other ranks use them (never train their own)."""
         if not self.world.distributed or resume_payload is not None:
