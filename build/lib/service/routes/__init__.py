@@ -1,1 +1,0 @@
-"""HTTP routes, one router per concern (FastAPI's "bigger applications" layout)."""
