@@ -3,8 +3,6 @@ faking what torch reports; the bf16 autocast path trains for real on CPU."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -67,4 +65,4 @@ def test_bf16_autocast_training_runs_on_cpu(tiny_config: dict) -> None:
     progress = trainer.run(max_steps=4)
     assert progress.step == 4
     assert all(p.dtype is torch.float32 for p in trainer.model.parameters())
-    assert all(math.isfinite(float(p.sum())) for p in trainer.model.parameters())
+    assert all(torch.isfinite(p.detach()).all() for p in trainer.model.parameters())

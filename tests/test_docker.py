@@ -144,7 +144,22 @@ def test_image_command_serves_from_a_fresh_environment(toy_model: Path, tmp_path
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, torch_pin], check=True, timeout=900)
-    subprocess.run([*pip, str(ROOT)], check=True, timeout=900)
+    # the build context as the Dockerfile's COPY lines make it (which also keeps pip's
+    # in-tree build directory out of the repository)
+    context = tmp_path / "context"
+    for keyword, arguments in build_stage:
+        if keyword == "COPY" and not arguments.startswith("--"):
+            *sources, _ = arguments.split()
+            for source in sources:
+                target = context / source
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if (ROOT / source).is_dir():
+                    shutil.copytree(
+                        ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__")
+                    )
+                else:
+                    shutil.copy(ROOT / source, target)
+    subprocess.run([*pip, str(context)], check=True, timeout=900)
 
     models = tmp_path / "models"
     models.mkdir()
