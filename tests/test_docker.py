@@ -177,6 +177,7 @@ def test_image_command_serves_from_a_fresh_environment(toy_model: Path, tmp_path
             f"{base}/translate", data={"q": "the dog", "source": "xx", "target": "yy"}
         )
         assert response.status_code == 200 and response.json()["translatedText"].strip()
+        assert 'id="heatmap"' in httpx.get(f"{base}/").text  # the page is package data
         (model,) = httpx.get(f"{base}/v1/models").json()["models"]
         assert model["name"] == "toy" and model["device"] == "cpu"
 
