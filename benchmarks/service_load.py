@@ -1,6 +1,7 @@
 """Service benchmark: one `nmt serve` replica under concurrent load.
 
-    python benchmarks/service_load.py --checkpoint runs/bench_quality/best.pt --out runs/bench_service
+    python benchmarks/service_load.py --checkpoint runs/bench_quality/best.pt \
+        --out runs/bench_service
 
 Starts the server (CPU, one model), records its resident memory once the model is
 loaded, then sends the first ``--requests`` test_2016_flickr sentences one per request

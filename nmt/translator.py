@@ -9,7 +9,7 @@ import torch
 
 from nmt.alignment import confidence, hard_alignment, word_attention, words
 from nmt.checkpoint import LoadedModel, load_model
-from nmt.device import resolve_device
+from nmt.device import autocast, autocast_dtype, resolve_device
 from nmt.model import Seq2Seq
 from nmt.quantization import quantize_int8
 from nmt.search import Hypothesis, SearchConfig, beam_search, greedy_search
@@ -68,23 +68,35 @@ class Translation:
 class Translator:
     """A loaded model with its tokenizers, ready to translate raw text."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, precision: str = "fp32") -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.src_tok = loaded.src_tokenizer
         self.tgt_tok = loaded.tgt_tokenizer
+        self.device = next(self.model.parameters()).device
+        self.amp_dtype = autocast_dtype(self.device, precision)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str = "auto", quantize: str | None = None
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        quantize: str | None = None,
+        precision: str = "fp32",
     ) -> Translator:
-        """Load ``path`` on ``device``; ``quantize="int8"`` quantizes it for CPU inference."""
+        """Load ``path`` on ``device``.
+
+        ``quantize="int8"`` quantizes the model for CPU inference; ``precision``
+        (``fp32``, ``bf16``, ``auto``...) decodes under autocast, as in training.
+        """
         loaded = load_model(path, resolve_device(device))
         if quantize == "int8":
+            if precision != "fp32":
+                raise ValueError("int8 quantization decodes in fp32; drop --precision")
             loaded.model = quantize_int8(loaded.model)
         elif quantize is not None:
             raise ValueError(f"unknown quantization {quantize!r}; supported: int8")
-        return cls(loaded)
+        return cls(loaded, precision)
 
     def translate(
         self, texts: list[str], cfg: SearchConfig | None = None, batch_size: int = 64
@@ -92,9 +104,10 @@ class Translator:
         """Translate raw texts; output order follows input order."""
         cfg = cfg or SearchConfig()
         src_ids = self.src_tok.encode(texts)
-        results = decode_ids(
-            self.model, src_ids, self.tgt_tok.bos_id, self.tgt_tok.eos_id, cfg, batch_size
-        )
+        with autocast(self.device, self.amp_dtype):
+            results = decode_ids(
+                self.model, src_ids, self.tgt_tok.bos_id, self.tgt_tok.eos_id, cfg, batch_size
+            )
         return [self._describe(ids, hyps) for ids, hyps in zip(src_ids, results, strict=True)]
 
     def _describe(self, src_ids: list[int], hyps: list[Hypothesis]) -> Translation:

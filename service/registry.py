@@ -73,6 +73,7 @@ class ModelRegistry:
                         path,
                         self.settings.device,
                         self.settings.quantize,
+                        self.settings.precision,
                     )
                 except Exception as err:  # any failure is reported, not raised
                     self.errors[name] = f"{path}: {err}"

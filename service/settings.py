@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     quantize: Literal["int8"] | None = Field(
         None, description="int8: dynamic int8 quantization of the models (CPU only)"
     )
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = Field(
+        "fp32", description="decode under autocast: bf16 is faster where the hardware has it"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 

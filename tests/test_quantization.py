@@ -1,4 +1,4 @@
-"""Dynamic int8 quantization for CPU inference."""
+"""Faster CPU inference: dynamic int8 quantization and bf16 autocast."""
 
 from __future__ import annotations
 
@@ -31,3 +31,18 @@ def test_int8_quantizes_linear_and_encoder_layers_and_keeps_translations(toy_mod
 def test_unknown_quantization_is_refused(toy_model: Path) -> None:
     with pytest.raises(ValueError, match="unknown quantization"):
         Translator.from_checkpoint(toy_model, "cpu", quantize="int4")
+
+
+def test_bf16_decoding_keeps_translations(toy_model: Path) -> None:
+    fp32 = Translator.from_checkpoint(toy_model, "cpu")
+    bf16 = Translator.from_checkpoint(toy_model, "cpu", precision="bf16")
+    assert bf16.amp_dtype is torch.bfloat16 and fp32.amp_dtype is None
+    sources = [src for src, _ in make_pairs(40, seed=12)]
+    cfg = SearchConfig(beam_size=3)
+    same = sum(
+        a.text == b.text
+        for a, b in zip(fp32.translate(sources, cfg), bf16.translate(sources, cfg), strict=True)
+    )
+    assert same >= 0.8 * len(sources), f"only {same}/{len(sources)} translations unchanged"
+    with pytest.raises(ValueError, match="int8 quantization decodes in fp32"):
+        Translator.from_checkpoint(toy_model, "cpu", quantize="int8", precision="bf16")

@@ -252,9 +252,9 @@ def test_ready_is_503_while_loading_then_200(
     loaded = threading.Event()
     real = Translator.from_checkpoint
 
-    def slow_load(path: Path, device: str = "auto", quantize: str | None = None) -> Translator:
+    def slow_load(path: Path, *args: str | None) -> Translator:
         loaded.wait(timeout=30)  # held until the test has seen the loading state
-        return real(path, device, quantize)
+        return real(path, *args)
 
     monkeypatch.setattr("service.registry.Translator.from_checkpoint", slow_load)
     settings = Settings(models={"toy": toy_model}, device="cpu")
