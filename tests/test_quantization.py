@@ -12,6 +12,15 @@ from nmt.search import SearchConfig
 from nmt.translator import Translator
 
 
+def _assert_mostly_unchanged(reference: Translator, faster: Translator, seed: int) -> None:
+    """At least 80 % of 40 toy sentences translate identically at beam 3."""
+    sources = [src for src, _ in make_pairs(40, seed=seed)]
+    cfg = SearchConfig(beam_size=3)
+    pairs = zip(reference.translate(sources, cfg), faster.translate(sources, cfg), strict=True)
+    same = sum(a.text == b.text for a, b in pairs)
+    assert same >= 0.8 * len(sources), f"only {same}/{len(sources)} translations unchanged"
+
+
 def test_int8_quantizes_linear_and_encoder_layers_and_keeps_translations(toy_model: Path) -> None:
     fp32 = Translator.from_checkpoint(toy_model, "cpu")
     int8 = Translator.from_checkpoint(toy_model, "cpu", quantize="int8")
@@ -19,13 +28,7 @@ def test_int8_quantizes_linear_and_encoder_layers_and_keeps_translations(toy_mod
     assert not [m for m in modules if type(m) in (torch.nn.Linear, torch.nn.LSTM)]
     quantized = {type(m).__name__ for m in modules if "quantized" in type(m).__module__}
     assert {"LSTM", "Linear"} <= quantized
-    sources = [src for src, _ in make_pairs(40, seed=11)]
-    cfg = SearchConfig(beam_size=3)
-    same = sum(
-        a.text == b.text
-        for a, b in zip(fp32.translate(sources, cfg), int8.translate(sources, cfg), strict=True)
-    )
-    assert same >= 0.8 * len(sources), f"only {same}/{len(sources)} translations unchanged"
+    _assert_mostly_unchanged(fp32, int8, seed=11)
 
 
 def test_unknown_quantization_is_refused(toy_model: Path) -> None:
@@ -37,12 +40,6 @@ def test_bf16_decoding_keeps_translations(toy_model: Path) -> None:
     fp32 = Translator.from_checkpoint(toy_model, "cpu")
     bf16 = Translator.from_checkpoint(toy_model, "cpu", precision="bf16")
     assert bf16.amp_dtype is torch.bfloat16 and fp32.amp_dtype is None
-    sources = [src for src, _ in make_pairs(40, seed=12)]
-    cfg = SearchConfig(beam_size=3)
-    same = sum(
-        a.text == b.text
-        for a, b in zip(fp32.translate(sources, cfg), bf16.translate(sources, cfg), strict=True)
-    )
-    assert same >= 0.8 * len(sources), f"only {same}/{len(sources)} translations unchanged"
+    _assert_mostly_unchanged(fp32, bf16, seed=12)
     with pytest.raises(ValueError, match="int8 quantization decodes in fp32"):
         Translator.from_checkpoint(toy_model, "cpu", quantize="int8", precision="bf16")
