@@ -84,11 +84,29 @@ class LoadedModel:
     path: Path
 
 
+def tokenizer_entries(src_tok: Tokenizer, tgt_tok: Tokenizer) -> dict[str, Any]:
+    """The checkpoint entries that describe both tokenizers (``tokenizers`` reads them)."""
+    return {
+        "src_spm": src_tok.model_proto,
+        "tgt_spm": tgt_tok.model_proto,
+        "src_vocab": src_tok.vocabulary,
+        "tgt_vocab": tgt_tok.vocabulary,
+    }
+
+
+def tokenizers(payload: dict[str, Any]) -> tuple[Tokenizer, Tokenizer]:
+    """The source and target tokenizers stored in ``payload``; checkpoints written
+    before vocabularies were restricted per side have no ``*_vocab`` entries."""
+    return (
+        Tokenizer(payload["src_spm"], payload.get("src_vocab")),
+        Tokenizer(payload["tgt_spm"], payload.get("tgt_vocab")),
+    )
+
+
 def build_model(payload: dict[str, Any]) -> tuple[Seq2Seq, Tokenizer, Tokenizer]:
     """Rebuild the (untrained-weights) model and tokenizers described by ``payload``."""
     config = ModelConfig.model_validate(payload["model_config"])
-    src_tok = Tokenizer(payload["src_spm"])
-    tgt_tok = Tokenizer(payload["tgt_spm"])
+    src_tok, tgt_tok = tokenizers(payload)
     model = Seq2Seq(config, src_tok.vocab_size, tgt_tok.vocab_size, tgt_tok.pad_id)
     return model, src_tok, tgt_tok
 

@@ -2,17 +2,26 @@
 
 Every model this project trains uses the same special ids (pad 0, unk 1, bos 2,
 eos 3); a user-supplied model must define pad, bos and eos.
+
+A tokenizer may be restricted to a vocabulary: the subset of the SentencePiece
+model's pieces that occur on one side of the training text. With a joint model,
+English text then never yields a piece seen only in German, and the model's
+embedding and output layer cover only the pieces of their own side (OpenNMT-py and
+JoeyNMT build their vocabularies the same way). Model ids are then positions in that
+subset; the special ids stay 0-3.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +33,72 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
-class Tokenizer:
-    """A SentencePiece model kept as bytes, so that it travels inside checkpoints."""
+def _restrict_proto(model_proto: bytes, keep: set[int]) -> bytes:
+    """The model with every normal piece outside ``keep`` marked unused, so that
+    segmentation never produces it (what SentencePiece's C++ SetVocabulary does)."""
+    proto = sentencepiece_model_pb2.ModelProto()  # type: ignore[attr-defined]
+    proto.ParseFromString(model_proto)
+    piece_type = sentencepiece_model_pb2.ModelProto.SentencePiece  # type: ignore[attr-defined]
+    for i, piece in enumerate(proto.pieces):
+        if i not in keep and piece.type == piece_type.NORMAL:
+            piece.type = piece_type.UNUSED
+    return proto.SerializeToString()
 
-    def __init__(self, model_proto: bytes) -> None:
+
+class Tokenizer:
+    """A SentencePiece model kept as bytes, so that it travels inside checkpoints.
+
+    Args:
+        model_proto: the serialized SentencePiece model.
+        vocabulary: optional sorted SentencePiece ids this tokenizer may produce,
+            the special pieces' among them; model id ``i`` is ``vocabulary[i]``.
+    """
+
+    def __init__(self, model_proto: bytes, vocabulary: Sequence[int] | None = None) -> None:
         self.model_proto = model_proto
-        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.vocabulary = None if vocabulary is None else [int(i) for i in vocabulary]
+        if self.vocabulary is None:
+            self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        else:
+            self.sp = spm.SentencePieceProcessor(
+                model_proto=_restrict_proto(model_proto, set(self.vocabulary))
+            )
         for name in ("pad", "bos", "eos"):
             if getattr(self.sp, f"{name}_id")() < 0:
                 raise ValueError(
                     f"the SentencePiece model defines no <{name}> id; train it with "
                     f"--{name}_id set (this project uses pad=0, unk=1, bos=2, eos=3)"
                 )
+        # SentencePiece id -> model id; pieces outside the vocabulary become <unk>.
+        self._to_model: list[int] | None = None
+        if self.vocabulary is not None:
+            vocab = self.vocabulary
+            if (
+                not vocab
+                or any(a >= b for a, b in itertools.pairwise(vocab))
+                or not 0 <= vocab[0] <= vocab[-1] < self.sp.get_piece_size()
+            ):
+                raise ValueError(
+                    "a vocabulary is a sorted list of distinct ids of the SentencePiece "
+                    f"model (0 to {self.sp.get_piece_size() - 1})"
+                )
+            if not self._specials() <= set(vocab):
+                raise ValueError("a vocabulary must hold the ids of <pad>, <unk>, <s> and </s>")
+            self._to_model = [-1] * self.sp.get_piece_size()
+            for model_id, sp_id in enumerate(vocab):
+                self._to_model[sp_id] = model_id
+            unk = self._to_model[self.sp.unk_id()]
+            self._to_model = [unk if i < 0 else i for i in self._to_model]
+
+    def _specials(self) -> set[int]:
+        return {self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id()}
+
+    def restricted(self, texts: Iterable[str]) -> Tokenizer:
+        """This model restricted to the pieces that occur in ``texts`` (plus specials)."""
+        used = self._specials()
+        for ids in self.sp.encode([normalize(t) for t in texts], out_type=int):
+            used.update(ids)
+        return Tokenizer(self.model_proto, sorted(used))
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
@@ -79,27 +142,39 @@ class Tokenizer:
 
     @property
     def vocab_size(self) -> int:
-        return self.sp.get_piece_size()
+        """Model ids: the restricted vocabulary's size, or all pieces."""
+        return len(self.vocabulary) if self.vocabulary is not None else self.sp.get_piece_size()
 
     @property
     def pad_id(self) -> int:
-        return self.sp.pad_id()
+        return self._model_id(self.sp.pad_id())
 
     @property
     def bos_id(self) -> int:
-        return self.sp.bos_id()
+        return self._model_id(self.sp.bos_id())
 
     @property
     def eos_id(self) -> int:
-        return self.sp.eos_id()
+        return self._model_id(self.sp.eos_id())
+
+    def _model_id(self, sp_id: int) -> int:
+        return sp_id if self._to_model is None else self._to_model[sp_id]
 
     def encode(self, texts: list[str]) -> list[list[int]]:
-        """Texts -> subword ids (no BOS/EOS)."""
-        return self.sp.encode([normalize(t) for t in texts], out_type=int)
+        """Texts -> model subword ids (no BOS/EOS)."""
+        encoded = self.sp.encode([normalize(t) for t in texts], out_type=int)
+        if self._to_model is None:
+            return encoded
+        to_model = self._to_model
+        return [[to_model[i] for i in ids] for ids in encoded]
+
+    def _sp_ids(self, ids: list[int]) -> list[int]:
+        return ids if self.vocabulary is None else [self.vocabulary[i] for i in ids]
 
     def pieces(self, ids: list[int]) -> list[str]:
-        return [self.sp.id_to_piece(i) for i in ids]
+        """Model ids -> their pieces (``▁`` marks a word start)."""
+        return [self.sp.id_to_piece(i) for i in self._sp_ids(ids)]
 
     def decode(self, ids: list[list[int]]) -> list[str]:
-        """Subword ids -> detokenized texts."""
-        return self.sp.decode(ids)
+        """Model subword ids -> detokenized texts."""
+        return self.sp.decode([self._sp_ids(x) for x in ids])

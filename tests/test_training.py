@@ -273,4 +273,6 @@ def test_reused_sentencepiece_model(tmp_path: Path, tiny_config: dict) -> None:
     tiny_config["output_dir"] = str(tmp_path / "reuse")
     second = Trainer(validate_config(tiny_config))
     assert second.src_tok.model_proto == first.src_tok.model_proto
-    assert second.tgt_tok is second.src_tok
+    assert second.tgt_tok.model_proto == first.src_tok.model_proto
+    assert second.src_tok.vocabulary == first.src_tok.vocabulary
+    assert second.tgt_tok.vocabulary == first.tgt_tok.vocabulary

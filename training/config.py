@@ -58,6 +58,12 @@ class TokenizerConfig(Strict):
     character_coverage: float = Field(1.0, gt=0.0, le=1.0)
     src_model: Path | None = Field(None, description="existing .model file to reuse")
     tgt_model: Path | None = Field(None, description="existing .model file to reuse")
+    per_side_vocab: bool = Field(
+        True,
+        description="keep only the pieces that occur on each side of the training text "
+        "(of the sample, when streaming): with a joint model the source embedding and "
+        "the output layer shrink to their own side's pieces, as in OpenNMT-py",
+    )
     sample_pairs: int = Field(
         1_000_000,
         ge=1,

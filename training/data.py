@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nmt.checkpoint import tokenizers
 from nmt.tokenizer import Tokenizer, normalize
 from training.config import Config, DataConfig, TokenizerConfig
 
@@ -250,9 +251,16 @@ def prepare_data(config: Config, resume: dict[str, Any] | None = None) -> Prepar
     train_src, train_tgt, empty = normalize_pairs([s for s, _ in sample], [t for _, t in sample])
     del sample
     if resume is not None:
-        src_tok, tgt_tok = Tokenizer(resume["src_spm"]), Tokenizer(resume["tgt_spm"])
+        src_tok, tgt_tok = tokenizers(resume)
     else:
         src_tok, tgt_tok = build_tokenizers(config.tokenizer, train_src, train_tgt)
+        if config.tokenizer.per_side_vocab:
+            src_tok, tgt_tok = src_tok.restricted(train_src), tgt_tok.restricted(train_tgt)
+            log.info(
+                "vocabularies: %d source / %d target pieces occur in the training text",
+                src_tok.vocab_size,
+                tgt_tok.vocab_size,
+            )
     train = None
     if not data.streaming:
         train = encode_pairs(

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nmt.checkpoint import read_checkpoint, save_checkpoint
+from nmt.checkpoint import read_checkpoint, save_checkpoint, tokenizer_entries
 from nmt.device import (
     autocast,
     autocast_dtype,
@@ -207,16 +207,11 @@ class Trainer:
         if not self.world.distributed or resume_payload is not None:
             return prepare_data(self.config, resume_payload)
         data = prepare_data(self.config) if self.world.is_main else None
-        protos = broadcast_object(
+        entries = broadcast_object(
             self.world,
-            None
-            if data is None
-            else {
-                "src_spm": data.src_tokenizer.model_proto,
-                "tgt_spm": data.tgt_tokenizer.model_proto,
-            },
+            None if data is None else tokenizer_entries(data.src_tokenizer, data.tgt_tokenizer),
         )
-        return data if data is not None else prepare_data(self.config, protos)
+        return data if data is not None else prepare_data(self.config, entries)
 
     def _payload(
         self, scores: dict[str, Any], training: bool, rngs: list[Any] | None = None
@@ -226,8 +221,7 @@ class Trainer:
             "config": self.config.model_dump(mode="json"),
             "src_lang": self.config.data.src_lang,
             "tgt_lang": self.config.data.tgt_lang,
-            "src_spm": self.src_tok.model_proto,
-            "tgt_spm": self.tgt_tok.model_proto,
+            **tokenizer_entries(self.src_tok, self.tgt_tok),
             "model": self.model.state_dict(),
             "step": self.progress.step,
             "scores": scores,
