@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -205,17 +206,39 @@ def _translation_record(r: Translation) -> dict[str, Any]:
     }
 
 
-def _run_translate(args: argparse.Namespace) -> int:
+def _translate_timed(
+    args: argparse.Namespace, lines: list[str], cfg: SearchConfig
+) -> list[Translation]:
+    """Load the checkpoint and translate ``lines``, logging load time and throughput."""
     from nmt.translator import Translator
 
-    wants_attention = args.format == "jsonl" or args.plot_attention is not None
-    cfg = _search_config(args, args.n_best, attention=wants_attention)
+    started = time.perf_counter()
     translator = Translator.from_checkpoint(
         args.checkpoint, args.device, args.quantize, args.precision
     )
+    loaded = time.perf_counter()
+    results = translator.translate(lines, cfg, args.batch_size)
+    seconds = time.perf_counter() - loaded
+    tokens = sum(len(r.target_tokens) + 1 for r in results)  # + EOS
+    log.info(
+        "loaded %s in %.2f s; translated %d sentences in %.2f s "
+        "(%.1f sentences/s, %.0f target tokens/s)",
+        args.checkpoint,
+        loaded - started,
+        len(lines),
+        seconds,
+        len(lines) / seconds if seconds > 0 else 0.0,
+        tokens / seconds if seconds > 0 else 0.0,
+    )
+    return results
+
+
+def _run_translate(args: argparse.Namespace) -> int:
+    wants_attention = args.format == "jsonl" or args.plot_attention is not None
+    cfg = _search_config(args, args.n_best, attention=wants_attention)
     source = args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()
     lines = source.splitlines()
-    results = translator.translate(lines, cfg, args.batch_size)
+    results = _translate_timed(args, lines, cfg)
     out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
     try:
         for r in results:
@@ -244,19 +267,15 @@ def _run_translate(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     import sacrebleu
 
-    from nmt.translator import Translator
     from training.data import read_lines
 
     cfg = _search_config(args)
-    translator = Translator.from_checkpoint(
-        args.checkpoint, args.device, args.quantize, args.precision
-    )
     sources = read_lines(args.src)
     refs = [read_lines(r) for r in args.ref]
     for path, r in zip(args.ref, refs, strict=True):
         if len(r) != len(sources):
             raise ValueError(f"{path} has {len(r)} lines but {args.src} has {len(sources)}")
-    hyps = [t.text for t in translator.translate(sources, cfg, args.batch_size)]
+    hyps = [t.text for t in _translate_timed(args, sources, cfg)]
     if args.output:
         args.output.write_text("\n".join(hyps) + "\n", encoding="utf-8")
     bleu, bleu_lc, chrf = (

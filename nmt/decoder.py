@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt.attention import build_attention
+from nmt.dropout import Dropout
 
 
 class RecurrentLayer(nn.Module):
@@ -158,7 +159,7 @@ class Decoder(nn.Module):
         self.emb_size = emb_size
         self.hidden_size = hidden_size
         self.embed = nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.layers = nn.ModuleList(
             RecurrentLayer(cell, (emb_size + hidden_size) if i == 0 else hidden_size, hidden_size)
             for i in range(num_layers)

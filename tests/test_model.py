@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nmt.dropout import Dropout
 from nmt.model import ModelConfig, Seq2Seq
 
 PAD, BOS, EOS = 0, 2, 3
@@ -100,3 +101,15 @@ def test_size_mismatches_are_rejected_by_the_config() -> None:
         ModelConfig(emb_size=16, decoder_hidden=32, tie_embeddings=True)
     with pytest.raises(ValueError, match="luong_dot"):
         ModelConfig(attention="luong_dot", encoder_hidden=8, decoder_hidden=32)
+
+
+def test_dropout_zeroes_about_p_and_keeps_the_expectation() -> None:
+    drop = Dropout(0.3)
+    x = torch.ones(200, 500)
+    y = drop(x)
+    zeroed = (y == 0).float().mean().item()
+    assert 0.28 < zeroed < 0.32
+    assert torch.allclose(y[y != 0], torch.tensor(1 / 0.7))
+    assert abs(y.mean().item() - 1.0) < 0.02
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
