@@ -14,7 +14,7 @@ matrix product per step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, cast
+from typing import NamedTuple, TypeAlias, cast
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,17 @@ from torch import nn
 
 from nmt.attention import build_attention
 from nmt.dropout import Dropout
+
+# A weight matrix, or its int8 form packed by ``nmt.quantization`` for inference.
+Weight: TypeAlias = torch.Tensor | torch.ScriptObject
+
+
+def linear(x: torch.Tensor, weight: Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear``, or a dynamic int8 product when ``weight`` is packed (bias in fp32)."""
+    if isinstance(weight, torch.Tensor):
+        return F.linear(x, weight, bias)
+    out = torch.ops.quantized.linear_dynamic(x.float(), weight, reduce_range=True)
+    return out if bias is None else out + bias
 
 
 class RecurrentLayer(nn.Module):
@@ -44,12 +55,16 @@ class RecurrentLayer(nn.Module):
         self.bias_h = (
             nn.Parameter(torch.empty(gates).uniform_(-bound, bound)) if cell == "gru" else None
         )
+        # Set by nmt.quantization for int8 inference: step_weights then returns these.
+        self.packed: StepWeights | None = None
 
     def step_weights(self, precomputed: int) -> StepWeights:
         """Weights for steps whose first ``precomputed`` input features were projected ahead.
 
         For LSTM the rest of the input and the hidden state share one matrix product.
         """
+        if self.packed is not None:
+            return self.packed
         w_pre, w_rest = self.weight_x.split(
             [precomputed, self.weight_x.size(1) - precomputed], dim=1
         )
@@ -78,16 +93,16 @@ class RecurrentLayer(nn.Module):
         # bits) would round away the small updates that accumulate over a sentence.
         if self.cell == "lstm":
             assert c is not None
-            gates = F.linear(torch.cat([x, h], dim=1), w.recurrent).float()
+            gates = linear(torch.cat([x, h], dim=1), w.recurrent).float()
             gates = gates + (pre_gates if pre_gates is not None else w.bias).float()
             i, f, g, o = gates.chunk(4, dim=1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             return torch.sigmoid(o) * torch.tanh(c), c
         assert w.hidden is not None
-        x_gates = F.linear(x, w.recurrent).float()
+        x_gates = linear(x, w.recurrent).float()
         x_gates = x_gates + (pre_gates if pre_gates is not None else w.bias).float()
         xr, xz, xn = x_gates.chunk(3, dim=1)
-        hr, hz, hn = F.linear(h, w.hidden, self.bias_h).float().chunk(3, dim=1)
+        hr, hz, hn = linear(h, w.hidden, self.bias_h).float().chunk(3, dim=1)
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)
@@ -97,9 +112,9 @@ class RecurrentLayer(nn.Module):
 class StepWeights(NamedTuple):
     """Per-sequence arrangement of a layer's weights (see ``RecurrentLayer.step_weights``)."""
 
-    precomputed: torch.Tensor  # G x P: applied to all steps at once
-    recurrent: torch.Tensor  # G x (I - P [+ D]): applied at every step
-    hidden: torch.Tensor | None  # G x D: GRU only
+    precomputed: Weight  # G x P: applied to all steps at once
+    recurrent: Weight  # G x (I - P [+ D]): applied at every step
+    hidden: Weight | None  # G x D: GRU only
     bias: torch.Tensor  # G: input bias, added to the precomputed part when there is one
 
 
@@ -196,7 +211,7 @@ class Decoder(nn.Module):
     def _embedding_gates(self, emb: torch.Tensor, memory: Memory) -> torch.Tensor:
         """(..., E) embeddings -> (..., G): the embedding part of layer 0's gates, bias included."""
         first = memory.weights[0]
-        return F.linear(emb, first.precomputed, first.bias)
+        return linear(emb, first.precomputed, first.bias)
 
     def _step(
         self, emb_gates: torch.Tensor, state: DecoderState, memory: Memory

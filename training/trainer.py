@@ -435,9 +435,12 @@ class Trainer:
                     self._log_train(window, grad_norm, lr, minutes, bar)
                 if p.step % tc.valid_every == 0:
                     p.minutes = minutes
+                    validation_started = time.monotonic()
                     if self._validate_and_save(minutes):
                         bar.close()
                         return "early stopping: no BLEU gain"
+                    # the logged tokens/s measure training alone, not validation
+                    window["time"] += time.monotonic() - validation_started
                 if max_steps is not None and p.step >= max_steps:
                     bar.close()
                     return f"max_steps {max_steps} reached"
