@@ -53,8 +53,11 @@ def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float,
     return seconds, done.stdout
 
 
-def run_onmt(args: argparse.Namespace, beam: int, out: Path) -> tuple[float, float, list[str]]:
-    """Whole-command seconds, OpenNMT-py's own timer, detokenized hypotheses."""
+def run_onmt(
+    args: argparse.Namespace, beam: int, out: Path, sp: spm.SentencePieceProcessor
+) -> tuple[float, float, list[str]]:
+    """Whole-command seconds, OpenNMT-py's own timer, hypotheses detokenized by ``sp``
+    (the peers' SentencePiece model)."""
     pieces = out / f"onmt_b{beam}.sp"
     # OpenNMT-py 3.5.1 checkpoints hold an argparse.Namespace; torch's documented opt-out
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
@@ -71,7 +74,6 @@ def run_onmt(args: argparse.Namespace, beam: int, out: Path) -> tuple[float, flo
     ]  # fmt: skip
     seconds, output = run_timed(cmd, env)
     timer = ONMT_TIMER.search(output)
-    sp = spm.SentencePieceProcessor(model_file=str(args.peers_dir / "data/spm8k.model"))
     hyps = [sp.decode(line.split()) for line in read_lines(pieces)]
     return seconds, float(timer.group(1)) if timer else float("nan"), hyps
 
@@ -117,13 +119,14 @@ def main() -> None:
     source.write_text("\n".join(read_lines(args.data / "test_2016_flickr.en.gz")) + "\n")
     refs = read_lines(args.data / "test_2016_flickr.de.gz")
     systems, beams = args.systems.split(","), [int(b) for b in args.beams.split(",")]
+    peer_sp = spm.SentencePieceProcessor(model_file=str(args.peers_dir / "data/spm8k.model"))
 
     runs: dict[str, list[tuple[float, float, float]]] = {}
     for repeat in range(args.repeats):
         for beam in beams:
             for name in systems:
                 if name == "onmt":
-                    whole, own, hyps = run_onmt(args, beam, args.out)
+                    whole, own, hyps = run_onmt(args, beam, args.out, peer_sp)
                 else:
                     whole, own, hyps = run_ours(args, name, beam, source, args.out)
                 bleu = sacrebleu.corpus_bleu(hyps, [refs]).score

@@ -70,7 +70,7 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quantize",
         choices=["int8"],
-        help="dynamic int8 quantization of the Linear and encoder RNN layers (CPU only)",
+        help="dynamic int8 quantization of every weight matrix (CPU only)",
     )
     p.add_argument(
         "--precision",

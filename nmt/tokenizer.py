@@ -84,11 +84,9 @@ class Tokenizer:
                 )
             if not self._specials() <= set(vocab):
                 raise ValueError("a vocabulary must hold the ids of <pad>, <unk>, <s> and </s>")
-            self._to_model = [-1] * self.sp.get_piece_size()
+            self._to_model = [vocab.index(self.sp.unk_id())] * self.sp.get_piece_size()
             for model_id, sp_id in enumerate(vocab):
                 self._to_model[sp_id] = model_id
-            unk = self._to_model[self.sp.unk_id()]
-            self._to_model = [unk if i < 0 else i for i in self._to_model]
 
     def _specials(self) -> set[int]:
         return {self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id()}
@@ -96,7 +94,7 @@ class Tokenizer:
     def restricted(self, texts: Iterable[str]) -> Tokenizer:
         """This model restricted to the pieces that occur in ``texts`` (plus specials)."""
         used = self._specials()
-        for ids in self.sp.encode([normalize(t) for t in texts], out_type=int):
+        for ids in self._sp_encode(texts):
             used.update(ids)
         return Tokenizer(self.model_proto, sorted(used))
 
@@ -160,9 +158,12 @@ class Tokenizer:
     def _model_id(self, sp_id: int) -> int:
         return sp_id if self._to_model is None else self._to_model[sp_id]
 
+    def _sp_encode(self, texts: Iterable[str]) -> list[list[int]]:
+        return self.sp.encode([normalize(t) for t in texts], out_type=int)
+
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Texts -> model subword ids (no BOS/EOS)."""
-        encoded = self.sp.encode([normalize(t) for t in texts], out_type=int)
+        encoded = self._sp_encode(texts)
         if self._to_model is None:
             return encoded
         to_model = self._to_model
