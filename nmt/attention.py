@@ -18,7 +18,7 @@ class Attention(nn.Module):
         raise NotImplementedError
 
     def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """query: (B, Q), keys: (B, S, K) -> unnormalized scores (B, S)."""
+        """query: (B, g, Q), keys: (B, S, K) -> unnormalized scores (B, g, S)."""
         raise NotImplementedError
 
     def forward(
@@ -30,20 +30,26 @@ class Attention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attend over the encoder states.
 
+        Each sentence's memory row may serve g consecutive query rows (the beams of
+        beam search), so that the encoder states are neither copied per beam nor
+        read once per beam: the g queries of a sentence share one matrix product.
+
         Args:
-            query: (B, Q) decoder state.
+            query: (B*g, Q) decoder states.
             keys: (B, S, K) output of ``project_keys``.
             memory: (B, S, M) encoder states that are averaged.
             src_mask: (B, S) True on real source tokens, False on padding.
 
         Returns:
-            context (B, M) and attention weights (B, S), zero on padding, rows summing to 1.
+            context (B*g, M) and attention weights (B*g, S), zero on padding, rows
+            summing to 1.
         """
-        scores = self.scores(query, keys)  # B x S
-        scores = scores.masked_fill(~src_mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)  # B x S
-        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # B x M
-        return context, weights
+        batch = keys.size(0)
+        scores = self.scores(query.view(batch, -1, query.size(-1)), keys)  # B x g x S
+        scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)  # B x g x S
+        context = torch.bmm(weights, memory)  # B x g x M
+        return context.flatten(0, 1), weights.flatten(0, 1)
 
 
 class AdditiveAttention(Attention):
@@ -59,7 +65,8 @@ class AdditiveAttention(Attention):
         return self.key_layer(memory)
 
     def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        energy = torch.tanh(keys + self.query_layer(query).unsqueeze(1))  # B x S x A
+        # B x g x S x A
+        energy = torch.tanh(keys.unsqueeze(1) + self.query_layer(query).unsqueeze(2))
         return self.energy_layer(energy).squeeze(-1)
 
 
@@ -78,7 +85,8 @@ class DotAttention(Attention):
         return memory
 
     def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)
+        # keys first: with g = 1 (training) this is a matrix-vector product per sentence
+        return torch.bmm(keys, query.transpose(1, 2)).transpose(1, 2)
 
 
 class GeneralAttention(DotAttention):

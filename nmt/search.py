@@ -3,7 +3,9 @@
 The model needs ``encode(src, src_lengths) -> (memory, state)`` and
 ``step(prev, memory, state) -> (log_probs, attention, state)``, where memory and
 state have ``select(index)``. Everything is batched: beams live as flat
-``batch*beam`` rows, and sentences leave the batch when they are finished.
+``batch*beam`` rows of the state, and sentences leave the batch when they are
+finished. Memory keeps one row per sentence: ``step`` must accept a state with k
+consecutive rows (beams) per memory row.
 """
 
 from __future__ import annotations
@@ -239,8 +241,7 @@ def beam_search(
     k, device = cfg.beam_size, src.device
     batch = src.size(0)
     memory, state = model.encode(src, src_lengths)
-    expand = torch.arange(batch, device=device).repeat_interleave(k)
-    memory, state = memory.select(expand), state.select(expand)
+    state = state.select(torch.arange(batch, device=device).repeat_interleave(k))
     max_len = _max_lengths(src_lengths, cfg)
     scores = torch.full((batch, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: only the first one is live
@@ -293,20 +294,20 @@ def beam_search(
             beams.attention = torch.cat([old, attn.float()[flat].unsqueeze(1)], dim=1).view(
                 n_alive, k, t + 1, -1
             )
-        state = state.select(flat)
 
         done = torch.tensor([len(finished[s]) >= k for s in beams.sentence.tolist()], device=device)
         if done.all():
             break
         if done.any():
             keep = (~done).nonzero().squeeze(1)
-            rows = (keep.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            flat = flat.view(n_alive, k)[keep].view(-1)
             beams = _Beams(
                 beams.sentence[keep],
                 beams.scores[keep],
                 beams.tokens[keep],
                 None if beams.attention is None else beams.attention[keep],
             )
-            memory, state, new_tok = memory.select(rows), state.select(rows), new_tok[keep]
+            memory, new_tok = memory.select(keep), new_tok[keep]
+        state = state.select(flat)  # reorder beams and drop finished sentences in one copy
         prev = new_tok.reshape(-1)
     return [sorted(hyps, key=lambda h: -h.score)[: cfg.n_best] for hyps in finished]

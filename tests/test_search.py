@@ -105,6 +105,8 @@ class ScriptedModel:
             for token, p in SCRIPT.get(tuple(prefix), {EOS: 1.0}).items():
                 probs[row, token] = p
         attention = memory.tokens / memory.tokens.sum(1, keepdim=True)
+        # beam search keeps one memory row per sentence for its k consecutive beams
+        attention = attention.repeat_interleave(prev.size(0) // memory.tokens.size(0), dim=0)
         return probs.log(), attention, Prefixes(tokens)
 
 
