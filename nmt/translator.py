@@ -90,6 +90,8 @@ class Translator:
         (``fp32``, ``bf16``, ``auto``...) decodes under autocast, as in training.
         """
         loaded = load_model(path, resolve_device(device))
+        # before int8 packing, so that the table holds the fp32 products
+        loaded.model.decoder.tabulate_embedding_gates()
         if quantize == "int8":
             if precision != "fp32":
                 raise ValueError("int8 quantization decodes in fp32; drop --precision")

@@ -113,3 +113,21 @@ def test_dropout_zeroes_about_p_and_keeps_the_expectation() -> None:
     assert abs(y.mean().item() - 1.0) < 0.02
     assert torch.equal(drop.eval()(x), x)
     assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_tabulated_embedding_gates_give_the_same_step(cell: str) -> None:
+    model = tiny_model(cell, layers=2).eval()
+    src, lengths = torch.tensor([[5, 6, 7], [4, 8, 0]]), torch.tensor([3, 2])
+    prev = torch.tensor([9, 10])
+    memory, state = model.encode(src, lengths)
+    expected = model.step(prev, memory, state)
+    assert model.decoder.tabulate_embedding_gates()
+    assert model.decoder.gate_table is not None
+    got = model.step(prev, memory, state)
+    for e, g in zip(expected[:2], got[:2], strict=True):
+        torch.testing.assert_close(g, e)
+    model.train()  # training changes the weights: the table must not outlive it
+    assert model.decoder.gate_table is None
+    assert not model.decoder.tabulate_embedding_gates(max_bytes=100)
+    assert model.decoder.gate_table is None
