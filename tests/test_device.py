@@ -66,3 +66,19 @@ def test_bf16_autocast_training_runs_on_cpu(tiny_config: dict) -> None:
     assert progress.step == 4
     assert all(p.dtype is torch.float32 for p in trainer.model.parameters())
     assert all(torch.isfinite(p.detach()).all() for p in trainer.model.parameters())
+
+
+@pytest.mark.skipif(dev.resident_bytes() is None, reason="needs /proc/self/statm")
+def test_fragment_releaser_trims_only_after_the_slack_is_used() -> None:
+    release = dev.FragmentReleaser(slack_bytes=64 * 2**20)
+    assert not release()  # the first call only records the working set
+    baseline = release.baseline
+    assert baseline is not None and baseline > 0
+    grown = torch.ones(32 * 2**20)  # 128 MiB, written: resident memory grows past the slack
+    if dev._libc() is None:
+        assert not release()  # no glibc: nothing to trim with
+    else:
+        assert release()
+        assert release.baseline is not None and release.baseline >= baseline
+    assert not release()  # the baseline moved up: no second release for the same memory
+    del grown

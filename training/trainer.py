@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from nmt.checkpoint import read_checkpoint, save_checkpoint, tokenizer_entries
 from nmt.device import (
+    FragmentReleaser,
     autocast,
     autocast_dtype,
     keep_freed_memory,
-    release_fragments,
     resolve_device,
 )
 from nmt.model import Seq2Seq
@@ -105,8 +105,9 @@ class Trainer:
         tc = config.train
         if tc.num_threads:
             torch.set_num_threads(tc.num_threads)
-        if self.device.type == "cpu":
-            keep_freed_memory()
+        self.release_fragments: FragmentReleaser | None = None
+        if self.device.type == "cpu" and keep_freed_memory():
+            self.release_fragments = FragmentReleaser()
         resume_payload = self._resume_payload() if resume else None
         data = self._prepare_data(resume_payload)
         self.src_tok, self.tgt_tok = data.src_tokenizer, data.tgt_tokenizer
@@ -485,8 +486,8 @@ class Trainer:
             grad_norm,
             speed,
         )
-        if self.device.type == "cpu":
-            release_fragments()  # bounds the heap growth that keep_freed_memory allows
+        if self.release_fragments is not None:
+            self.release_fragments()
         window.update(loss=0.0, tokens=0, time=time.monotonic())
 
     def _validate_and_save(self, minutes: float) -> bool:
