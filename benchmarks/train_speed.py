@@ -12,7 +12,10 @@ dependencies).
 
 Prints and writes OUT/speed.json: median of the logged target tokens/s (first log
 window dropped as warm-up) and whole-run target tokens/s (all target tokens trained
-on, divided by the wall time of the whole command, start-up included).
+on, divided by the wall time of the whole command, start-up included). With
+``--repeats N`` the list of systems is run N times in turn (so that the machine's
+drift falls on every system alike), and the summary gives each system's medians over
+the repetitions and each repetition's ratio to the first peer in the list.
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ def main() -> None:
         "--peers-dir", type=Path, default=Path(os.environ.get("PEERS_DIR", "/tmp/peers"))
     )
     ap.add_argument("--out", type=Path, default=Path("runs/bench_speed"))
+    ap.add_argument("--repeats", type=int, default=1, help="run the systems in turn N times")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict = {
@@ -132,16 +136,56 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    for name in args.systems.split(","):
-        print(f"=== {name}", flush=True)
-        results[name] = (
-            run_ours(name, args.minutes, args.out)
-            if name in OURS
-            else run_peer(name, args.minutes, args.peers_dir)
-        )
-        print(json.dumps(results[name]), flush=True)
-    (args.out / "speed.json").write_text(json.dumps(results, indent=1))
-    print(json.dumps(results, indent=1))
+    systems = args.systems.split(",")
+    runs: dict[str, list[dict]] = {name: [] for name in systems}
+    for repeat in range(args.repeats):
+        for name in systems:
+            print(f"=== [{repeat + 1}/{args.repeats}] {name}", flush=True)
+            run = (
+                run_ours(name, args.minutes, args.out)
+                if name in OURS
+                else run_peer(name, args.minutes, args.peers_dir)
+            )
+            runs[name].append(run)
+            print(json.dumps(run), flush=True)
+        results["runs"] = runs
+        results["summary"] = summarize(runs)
+        (args.out / "speed.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results["summary"], indent=1))
+
+
+def _logged(run: dict) -> float | None:
+    """Logged tokens/s of a run: our log windows' median, the peers' mean of log lines."""
+    return run.get("tgt_tok_s_logged_median") or run.get("tgt_tok_s_logged_mean")
+
+
+def _whole(run: dict) -> float | None:
+    return run.get("tgt_tok_s_whole_run")
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def summarize(runs: dict[str, list[dict]]) -> dict:
+    """Per system: tokens/s of every repetition and their median; for ours, the ratio
+    to the first peer in the list, per repetition and its median (logged, whole run)."""
+    peer = next((name for name in runs if name not in OURS), None)
+    summary: dict = {}
+    for name, done in runs.items():
+        entry: dict = {}
+        for key, get in (("logged", _logged), ("whole_run", _whole)):
+            values = [v for v in map(get, done) if v]
+            entry[f"tgt_tok_s_{key}"] = values
+            entry[f"tgt_tok_s_{key}_median"] = _median(values)
+            if name in OURS and peer is not None:
+                # zip stops at the shorter list: the last round may be partial
+                pairs = [(get(o), get(p)) for o, p in zip(done, runs[peer], strict=False)]
+                ratios = [round(a / b, 3) for a, b in pairs if a and b]
+                entry[f"ratio_to_{peer}_{key}"] = ratios
+                entry[f"ratio_to_{peer}_{key}_median"] = _median(ratios)
+        summary[name] = entry
+    return summary
 
 
 if __name__ == "__main__":
