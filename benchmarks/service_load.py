@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from nmt.device import resident_bytes
 from training.data import read_lines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +38,8 @@ def free_port() -> int:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    rss = resident_bytes(pid)
+    return float("nan") if rss is None else rss / 2**20
 
 
 async def load(base: str, sentences: list[str], clients: int) -> dict:

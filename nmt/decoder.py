@@ -206,7 +206,7 @@ class Decoder(nn.Module):
         first = cast(RecurrentLayer, self.layers[0]).step_weights(self.emb_size)
         if self.embed.num_embeddings * first.bias.numel() * 4 > max_bytes:
             return False
-        self.gate_table = linear(self.embed.weight, first.precomputed, first.bias).float()
+        self.gate_table = self._embedding_gates(self.embed.weight, first).float()
         return True
 
     def init_state(
@@ -233,9 +233,10 @@ class Decoder(nn.Module):
         ]
         return Memory(memory, keys, src_mask, weights), DecoderState(h, c, feed)
 
-    def _embedding_gates(self, emb: torch.Tensor, memory: Memory) -> torch.Tensor:
-        """(..., E) embeddings -> (..., G): the embedding part of layer 0's gates, bias included."""
-        first = memory.weights[0]
+    @staticmethod
+    def _embedding_gates(emb: torch.Tensor, first: StepWeights) -> torch.Tensor:
+        """(..., E) embeddings -> (..., G): the embedding part of layer 0's gates, bias
+        included; ``first``: layer 0's step weights."""
         return linear(emb, first.precomputed, first.bias)
 
     def _step(
@@ -268,7 +269,8 @@ class Decoder(nn.Module):
         Returns:
             outputs: (B, T, D) attentional vectors; attention: (B, T, S).
         """
-        emb_gates = self._embedding_gates(self.dropout(self.embed(tgt_in)), memory)  # B x T x G
+        emb = self.dropout(self.embed(tgt_in))  # B x T x E
+        emb_gates = self._embedding_gates(emb, memory.weights[0])  # B x T x G
         outputs, attentions = [], []
         # unbind once: indexing emb_gates[:, t] in the loop would give each step a
         # full-size zero gradient in the backward pass
@@ -285,5 +287,5 @@ class Decoder(nn.Module):
         if self.gate_table is not None:
             emb_gates = self.gate_table[prev]
         else:
-            emb_gates = self._embedding_gates(self.embed(prev), memory)
+            emb_gates = self._embedding_gates(self.embed(prev), memory.weights[0])
         return self._step(emb_gates, state, memory)

@@ -56,10 +56,11 @@ def keep_freed_memory() -> bool:
     return bool(ok)
 
 
-def resident_bytes() -> int | None:
-    """This process's resident memory now (Linux ``/proc``), or None where unknown."""
+def resident_bytes(pid: int | str = "self") -> int | None:
+    """A process's resident memory now (Linux ``/proc``; this one by default), or None
+    where unknown."""
     try:
-        with open("/proc/self/statm", encoding="ascii") as f:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
@@ -84,8 +85,10 @@ class FragmentReleaser:
         libc, rss = _libc(), resident_bytes()
         if libc is None or rss is None:
             return False
-        if self.baseline is None or rss - self.baseline < self.slack_bytes:
-            self.baseline = self.baseline or rss
+        if self.baseline is None:
+            self.baseline = rss
+            return False
+        if rss - self.baseline < self.slack_bytes:
             return False
         libc.malloc_trim(0)
         self.baseline = resident_bytes() or rss
