@@ -59,6 +59,7 @@ class SearchConfig:
     min_len: int = 0
     no_repeat_ngram: int = 0
     return_attention: bool = True
+    max_length: int | None = None  # a cap on the limit above, whatever the source length
 
 
 def length_penalty(length: torch.Tensor, alpha: float, penalty: Penalty) -> torch.Tensor:
@@ -74,7 +75,16 @@ def length_penalty(length: torch.Tensor, alpha: float, penalty: Penalty) -> torc
 
 
 def _max_lengths(src_lengths: torch.Tensor, cfg: SearchConfig) -> torch.Tensor:
-    return (src_lengths.float() * cfg.max_len_a + cfg.max_len_b).long().clamp(min=1)
+    """Each sentence's output limit in tokens (EOS included).
+
+    Raises:
+        ValueError: a source of zero tokens (attention would have nothing to attend
+            to; ``decode_ids`` answers those without searching).
+    """
+    if bool((src_lengths < 1).any()):
+        raise ValueError("search needs sources of at least one token")
+    limits = (src_lengths.float() * cfg.max_len_a + cfg.max_len_b).long()
+    return limits.clamp(min=1, max=cfg.max_length)
 
 
 def _restrict(
@@ -130,9 +140,9 @@ def greedy_search(
     Returns:
         For each sentence a one-element list with its hypothesis.
     """
+    max_len = _max_lengths(src_lengths, cfg)
     memory, state = model.encode(src, src_lengths)
     batch, device = src.size(0), src.device
-    max_len = _max_lengths(src_lengths, cfg)
     limit = int(max_len.max())
     out = torch.full((batch, limit), eos, dtype=torch.long, device=device)
     attn_out = (
@@ -240,9 +250,9 @@ def beam_search(
     """
     k, device = cfg.beam_size, src.device
     batch = src.size(0)
+    max_len = _max_lengths(src_lengths, cfg)
     memory, state = model.encode(src, src_lengths)
     state = state.select(torch.arange(batch, device=device).repeat_interleave(k))
-    max_len = _max_lengths(src_lengths, cfg)
     scores = torch.full((batch, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: only the first one is live
     beams = _Beams(

@@ -15,6 +15,12 @@ from nmt.quantization import quantize_int8
 from nmt.search import Hypothesis, SearchConfig, beam_search, greedy_search
 
 
+def empty_hypothesis(with_attention: bool) -> Hypothesis:
+    """The translation of an empty source: no tokens, log-probability 0."""
+    attention = torch.zeros((1, 0)) if with_attention else None
+    return Hypothesis(tokens=[], score=0.0, log_prob=0.0, attention=attention)
+
+
 def decode_ids(
     model: Seq2Seq,
     sources: list[list[int]],
@@ -25,16 +31,23 @@ def decode_ids(
 ) -> list[list[Hypothesis]]:
     """Search for every source (subword ids, no EOS), in length-sorted batches.
 
+    A source of zero subwords (a text of invisible characters only) is not searched:
+    its one hypothesis is the empty translation, scored 0, with an empty (1, 0)
+    attention (the EOS row over no source token).
+
     Returns the hypotheses in the order of ``sources``.
     """
     device = next(model.parameters()).device
     pad = model.pad_id
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
-    results: list[list[Hypothesis]] = [[] for _ in sources]
+    results: list[list[Hypothesis]] = [
+        [] if ids else [empty_hypothesis(cfg.return_attention)] for ids in sources
+    ]
+    nonempty = [i for i, ids in enumerate(sources) if ids]
+    order = sorted(nonempty, key=lambda i: len(sources[i]), reverse=True)
     search = greedy_search if cfg.beam_size == 1 else beam_search
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        lengths = torch.tensor([max(1, len(sources[i])) for i in chunk])
+        lengths = torch.tensor([len(sources[i]) for i in chunk])
         src = torch.full((len(chunk), int(lengths.max())), pad, dtype=torch.long)
         for row, i in enumerate(chunk):
             src[row, : len(sources[i])] = torch.tensor(sources[i], dtype=torch.long)
@@ -113,6 +126,8 @@ class Translator:
         return [self._describe(ids, hyps) for ids, hyps in zip(src_ids, results, strict=True)]
 
     def _describe(self, src_ids: list[int], hyps: list[Hypothesis]) -> Translation:
+        if not hyps:  # only a model with non-finite scores gets here
+            raise RuntimeError("search finished no hypothesis: the model's scores are not finite")
         best = hyps[0]
         src_pieces = self.src_tok.pieces(src_ids)
         tgt_pieces = self.tgt_tok.pieces(best.tokens)

@@ -273,10 +273,24 @@ def prepare_data(config: Config, resume: dict[str, Any] | None = None) -> Prepar
             "train",
             empty,
         )
-    # Validation keeps every non-empty pair: BLEU must be over the whole set.
-    valid_src, valid_tgt, _ = normalize_pairs(valid_src, valid_tgt)
-    valid = [
-        Example(s, t)
-        for s, t in zip(src_tok.encode(valid_src), tgt_tok.encode(valid_tgt), strict=True)
+    valid, valid_refs = encode_validation(valid_src, valid_tgt, src_tok, tgt_tok)
+    return PreparedData(src_tok, tgt_tok, train, valid, valid_refs)
+
+
+def encode_validation(
+    src: list[str], tgt: list[str], src_tok: Tokenizer, tgt_tok: Tokenizer
+) -> tuple[list[Example], list[str]]:
+    """Validation pairs and their references: every pair of any length is kept (BLEU is
+    over the whole set) except those with a side of no subwords (blank, or invisible
+    characters only), which have nothing to score or to attend to."""
+    src, tgt, _ = normalize_pairs(src, tgt)
+    kept = [
+        (Example(s, t), ref)
+        for s, t, ref in zip(src_tok.encode(src), tgt_tok.encode(tgt), tgt, strict=True)
+        if s and t
     ]
-    return PreparedData(src_tok, tgt_tok, train, valid, valid_tgt)
+    if len(kept) < len(src):
+        log.warning("validation: %d pairs dropped: a side has no subwords", len(src) - len(kept))
+    if not kept:
+        raise DataError("validation: no sentence pairs left after filtering")
+    return [e for e, _ in kept], [ref for _, ref in kept]
