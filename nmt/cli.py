@@ -299,9 +299,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from service.app import create_app
+    from service.server import serve
     from service.settings import load_settings
 
     models = None
@@ -324,9 +323,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     for name, path in settings.model_paths().items():
         if not path.is_file():
             raise FileNotFoundError(f"model {name}: checkpoint {path} does not exist")
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level
-    )
+    serve(create_app(settings), settings, args.log_level)
     return 0
 
 

@@ -117,8 +117,14 @@ class Translator:
         self, texts: list[str], cfg: SearchConfig | None = None, batch_size: int = 64
     ) -> list[Translation]:
         """Translate raw texts; output order follows input order."""
+        return self.translate_ids(self.src_tok.encode(texts), cfg, batch_size)
+
+    def translate_ids(
+        self, src_ids: list[list[int]], cfg: SearchConfig | None = None, batch_size: int = 64
+    ) -> list[Translation]:
+        """Translate texts already encoded by ``src_tok`` (the service encodes once, to
+        check its limits, and decodes these ids)."""
         cfg = cfg or SearchConfig()
-        src_ids = self.src_tok.encode(texts)
         with autocast(self.device, self.amp_dtype):
             results = decode_ids(
                 self.model, src_ids, self.tgt_tok.bos_id, self.tgt_tok.eos_id, cfg, batch_size

@@ -11,7 +11,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.errors import install_error_handlers
+from service.guard import RequestGuard
 from service.metrics import Metrics
+from service.rate_limits import RateLimits
 from service.registry import ModelRegistry
 from service.routes import libretranslate, operations, page, translate
 from service.settings import Settings, load_settings
@@ -42,6 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or load_settings()
     app.state.metrics = Metrics()
+    app.state.rate_limits = RateLimits(app.state.settings)
+    app.state.draining = False  # set by the server on SIGTERM: /ready answers 503
+    # added first, so it sits inside CORS (its refusals carry CORS headers) and the counter
+    app.add_middleware(
+        RequestGuard, settings=app.state.settings, rate_limits=app.state.rate_limits
+    )
     if app.state.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -3,14 +3,16 @@ limits, choosing the model, search options, and queueing with overload answers."
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from nmt.search import SearchConfig
 from nmt.translator import Translation
-from service.batcher import BatchInfo, QueueFull
+from service.batcher import BatchInfo, DeadlineExceeded, QueueFull
 from service.errors import APIError
+from service.rate_limits import RateLimits, client_identity
 from service.registry import ModelRegistry, ServedModel, UnknownModel
 from service.settings import Settings
 
@@ -35,8 +37,15 @@ def check_api_key(settings: Settings, key: str | None) -> None:
         return
     if not key:
         raise APIError(401, "an API key is required (X-API-Key header or api_key)", "api_key")
-    if key not in settings.api_keys:
+    if not settings.key_is_valid(key):
         raise APIError(403, "invalid API key", "api_key")
+
+
+def count_characters(request: Request, texts: list[str], key: str | None) -> None:
+    """Charge the texts to the client's character rate (429 past it)."""
+    rate_limits: RateLimits = request.app.state.rate_limits
+    client = client_identity(request, request.app.state.settings, key)
+    rate_limits.count_characters(client, sum(len(t) for t in texts))
 
 
 def api_key_header(
@@ -83,6 +92,32 @@ def choose_model(
         raise APIError(400, f"{field}: {err}", field) from err
 
 
+def encode_within_limits(
+    served: ServedModel, texts: list[str], settings: Settings, field: str
+) -> list[list[int]]:
+    """The texts as source subwords, after the per-text and per-request subword limits
+    (what bounds decoding work: normalization can make one character many subwords)."""
+    sources = served.translator.src_tok.encode(texts)
+    for i, ids in enumerate(sources):
+        if len(ids) > settings.max_text_tokens:
+            where = field if len(texts) == 1 else f"{field}[{i}]"
+            raise APIError(
+                422,
+                f"{where}: {len(ids)} subwords, more than the limit of "
+                f"{settings.max_text_tokens} (max_text_tokens); split the text",
+                where,
+            )
+    total = sum(len(ids) for ids in sources)
+    if total > settings.max_request_tokens:
+        raise APIError(
+            422,
+            f"{field}: {total} subwords in all, more than the limit of "
+            f"{settings.max_request_tokens} (max_request_tokens); send fewer texts at once",
+            field,
+        )
+    return sources
+
+
 def search_options(
     settings: Settings, beam_size: int | None, alpha: float | None, n_best: int, attention: bool
 ) -> SearchConfig:
@@ -103,16 +138,44 @@ def search_options(
         alpha=settings.default_alpha if alpha is None else alpha,
         n_best=n_best,
         return_attention=attention,
+        max_length=settings.max_output_tokens,
     )
 
 
+async def _until_disconnected(request: Request, every: float = 0.25) -> None:
+    while not await request.is_disconnected():
+        await asyncio.sleep(every)
+
+
 async def translate_texts(
-    served: ServedModel, texts: list[str], options: SearchConfig
+    request: Request, served: ServedModel, sources: list[list[int]], options: SearchConfig
 ) -> list[tuple[Translation, BatchInfo]]:
-    """Queue the texts on the model's batcher; a full queue answers 429 with Retry-After."""
+    """Queue the sources on the model's batcher and wait, within the request deadline,
+    for as long as the client is there: a client that leaves takes its texts out of
+    the queue. A full queue answers 429, a missed deadline 503, both with Retry-After."""
+    settings: Settings = request.app.state.settings
+    work = asyncio.ensure_future(
+        served.batcher.submit(sources, options, settings.request_timeout_s)
+    )
+    watch = asyncio.ensure_future(_until_disconnected(request))
     try:
-        return await served.batcher.submit(texts, options)
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+    if work.cancelled():
+        raise APIError(499, "client closed the request")
+    try:
+        return work.result()
     except QueueFull as err:
         raise APIError(
             429, f"server busy: {err}; retry shortly", headers={"Retry-After": "1"}
+        ) from err
+    except DeadlineExceeded as err:
+        raise APIError(
+            503,
+            f"server busy: {err} (request_timeout_s); retry later",
+            headers={"Retry-After": "5"},
         ) from err

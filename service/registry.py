@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from nmt.search import SearchConfig
 from nmt.translator import Translation, Translator
@@ -27,7 +28,7 @@ class ServedModel:
     name: str
     path: Path
     translator: Translator
-    batcher: Batcher[SearchConfig, Translation]
+    batcher: Batcher[list[int], SearchConfig, Translation]
 
     @property
     def source(self) -> str:
@@ -50,18 +51,34 @@ class ModelRegistry:
         self.metrics = metrics
         self.paths = settings.model_paths()
         self.models: dict[str, ServedModel] = {}
-        self.errors: dict[str, str] = {}
+        self.failed: set[str] = set()  # why is in the log, not in any answer
         self.loading = True
         if not self.paths:
-            self.errors["*"] = (
+            log.error(
                 "no models configured: pass --model NAME=CHECKPOINT, or set NMT_MODELS "
                 "or NMT_MODEL_DIR"
             )
 
     @property
     def ready(self) -> bool:
-        """True once every configured model has loaded."""
-        return not self.loading and not self.errors
+        """Loading is over and every model (``ready_when: all``) or at least one
+        (``any``: degraded, a bad file does not keep the replica out) is in."""
+        if self.loading or not self.models:
+            return False
+        return self.settings.ready_when == "any" or not self.failed
+
+    def states(self) -> dict[str, Literal["loading", "loaded", "failed"]]:
+        """Every configured model's state, by name."""
+        return {
+            name: "loaded" if name in self.models else "failed" if name in self.failed
+            else "loading"
+            for name in self.paths
+        }
+
+    def stalled(self) -> list[str]:
+        """Models whose decoding worker has been stuck longer than ``stall_seconds``."""
+        limit = self.settings.stall_seconds
+        return [n for n, m in self.models.items() if m.batcher.stalled_for() > limit]
 
     async def load_all(self) -> None:
         """Load the checkpoints one after another, each in a worker thread."""
@@ -76,7 +93,7 @@ class ModelRegistry:
                         self.settings.precision,
                     )
                 except Exception as err:  # any failure is reported, not raised
-                    self.errors[name] = f"{path}: {err}"
+                    self.failed.add(name)
                     log.error("model %s failed to load from %s: %s", name, path, err)
                     continue
                 self.models[name] = self._serve(name, path, translator)
@@ -94,21 +111,21 @@ class ModelRegistry:
     def _serve(self, name: str, path: Path, translator: Translator) -> ServedModel:
         s, metrics = self.settings, self.metrics
 
-        def decode(texts: list[str], cfg: SearchConfig) -> list[Translation]:
-            results = translator.translate(texts, cfg, batch_size=len(texts))
+        def decode(sources: list[list[int]], cfg: SearchConfig) -> list[Translation]:
+            results = translator.translate_ids(sources, cfg, batch_size=len(sources))
+            metrics.source_tokens.labels(name).inc(sum(len(ids) for ids in sources))
             metrics.target_tokens.labels(name).inc(sum(len(r.target_tokens) + 1 for r in results))
             return results
 
-        def on_batch(size: int, tokens: int, seconds: float) -> None:
+        def on_batch(size: int, work: int, seconds: float) -> None:
             metrics.batch_size.labels(name).observe(size)
             metrics.decode_seconds.labels(name).observe(seconds)
-            metrics.source_tokens.labels(name).inc(tokens)
 
-        batcher: Batcher[SearchConfig, Translation] = Batcher(
+        batcher: Batcher[list[int], SearchConfig, Translation] = Batcher(
             decode,
-            lambda text: len(translator.src_tok.encode([text])[0]),
+            lambda ids, cfg: (len(ids) + 1) * cfg.beam_size,
             max_sentences=s.max_batch_sentences,
-            max_tokens=s.max_batch_tokens,
+            max_cost=s.max_batch_work,
             max_wait_ms=s.max_wait_ms,
             queue_size=s.queue_size,
             on_batch=on_batch,

@@ -124,9 +124,14 @@ class ModelsResponse(BaseModel):
 class ReadyResponse(BaseModel):
     ready: bool
     loading: bool
-    models: list[str]
-    errors: dict[str, str] = Field(description="model name -> checkpoint path and reason")
+    draining: bool = Field(description="shutting down: finishing what it has, taking no more")
+    models: dict[str, Literal["loading", "loaded", "failed"]] = Field(
+        description="every configured model by name (why one failed is in the server log)"
+    )
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "stalled"] = "ok"
+    stalled: list[str] = Field(
+        default_factory=list, description="models whose decoding worker is stuck"
+    )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextvars
+import hmac
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,24 +46,75 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 
-    # limits on one request
-    max_chars: int = Field(1000, ge=1, description="characters per text")
+    # limits on one request (see README, "Limits"); every refusal names its limit
+    max_chars: int = Field(1000, ge=1, description="characters per text, as sent")
     max_texts: int = Field(64, ge=1, description="texts per request")
+    max_text_tokens: int = Field(
+        200, ge=1, description="source subwords per text, counted after normalization"
+    )
+    max_request_tokens: int = Field(
+        2000, ge=1, description="source subwords per request, all texts together"
+    )
+    max_output_tokens: int = Field(
+        256, ge=1, description="target subwords per translation (beam search stops there)"
+    )
     max_beam_size: int = Field(10, ge=1)
     max_n_best: int = Field(10, ge=1)
     default_beam_size: int = Field(5, ge=1)
     default_alpha: float = Field(1.0, ge=0.0, le=2.0)
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="request body size; more is 413")
+    max_json_depth: int = Field(16, ge=2, description="nesting of a JSON body; deeper is 400")
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="deadline of a request in the queue and decoding; then 503"
+    )
 
     # dynamic batching
     max_batch_sentences: int = Field(64, ge=1, description="sentences per batched decode")
-    max_batch_tokens: int = Field(4000, ge=1, description="source subwords per batched decode")
+    max_batch_work: int = Field(
+        8000,
+        ge=1,
+        description="source subwords x beam size per batched decode: bounds how long one "
+        "batch (and so a request queued behind it) takes",
+    )
     max_wait_ms: float = Field(5.0, ge=0.0, description="how long a batch waits for company")
     queue_size: int = Field(1024, ge=1, description="texts waiting per model; more gets 429")
 
-    api_keys: list[str] = Field(
+    # rate limits per client (off when None): a client is its API key, else its address
+    rate_limit_requests: int | None = Field(
+        None, ge=1, description="requests per minute per client; more gets 429"
+    )
+    rate_limit_chars: int | None = Field(
+        None, ge=1, description="characters to translate per minute per client; more gets 429"
+    )
+    client_address_header: str | None = Field(
+        None,
+        description="behind a proxy: the header holding the client address (e.g. "
+        "X-Forwarded-For, its first entry is used); only set it when the proxy sets it",
+    )
+
+    # access
+    api_keys: list[SecretStr] = Field(
         default_factory=list, description="if set, every translation request needs one of them"
     )
+    api_keys_file: Path | None = Field(
+        None, description="a file of API keys, one a line (a Docker or Kubernetes secret)"
+    )
     cors_origins: list[str] = Field(default_factory=list)
+
+    # operations
+    ready_when: Literal["all", "any"] = Field(
+        "all", description="ready once all models loaded, or (degraded) once any has"
+    )
+    shutdown_delay_s: float = Field(
+        2.0, ge=0, description="on SIGTERM, /ready answers 503 this long before the "
+        "listener closes, so that load balancers stop sending first",
+    )
+    graceful_shutdown_s: float = Field(
+        20.0, gt=0, description="then in-flight requests have this long to finish"
+    )
+    stall_seconds: float = Field(
+        120.0, gt=0, description="/health fails when a model's worker is stuck this long"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -71,7 +123,15 @@ class Settings(BaseSettings):
                 f"default_beam_size ({self.default_beam_size}) exceeds max_beam_size "
                 f"({self.max_beam_size})"
             )
+        if self.api_keys_file is not None:
+            self.api_keys = [*self.api_keys, *read_keys_file(self.api_keys_file)]
         return self
+
+    def key_is_valid(self, key: str) -> bool:
+        """Whether ``key`` is one of the API keys, in time independent of where they differ."""
+        given = key.encode()
+        matches = [hmac.compare_digest(given, k.get_secret_value().encode()) for k in self.api_keys]
+        return any(matches)
 
     @classmethod
     def settings_customise_sources(
@@ -95,6 +155,18 @@ class Settings(BaseSettings):
             for path in sorted(self.model_dir.glob("*.pt")):
                 paths.setdefault(path.stem, path)
         return paths
+
+
+def read_keys_file(path: Path) -> list[SecretStr]:
+    """API keys from a file, one a line; blank lines and ``#`` comments ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise ValueError(f"api_keys_file {path} cannot be read: {err.strerror}") from err
+    keys = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not keys:
+        raise ValueError(f"api_keys_file {path} holds no key")
+    return [SecretStr(k) for k in keys]
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

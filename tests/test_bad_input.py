@@ -60,7 +60,9 @@ def test_max_length_caps_the_output(translator: Translator) -> None:
         assert len(done.target_tokens) <= 3  # the fourth token is EOS
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(st.text(max_size=40), min_size=1, max_size=4))
 def test_any_unicode_translates_without_error(translator: Translator, texts: list[str]) -> None:
     cfg = SearchConfig(beam_size=2, n_best=2, max_length=30)

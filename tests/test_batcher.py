@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from service.batcher import Batcher, QueueFull
+from service.batcher import Batcher, DeadlineExceeded, QueueFull
 from service.settings import load_settings
 
 
-def _batcher(calls: list, **limits: float) -> Batcher[str, str]:
+def _batcher(calls: list, **limits: float) -> Batcher[str, str, str]:
     def decode(texts: list[str], options: str) -> list[str]:
         calls.append((list(texts), options))
         time.sleep(0.01)
         return [f"{options}:{t.upper()}" for t in texts]
 
-    settings = {"max_sentences": 4, "max_tokens": 100, "max_wait_ms": 50, "queue_size": 16}
-    return Batcher(decode, lambda text: len(text.split()), **{**settings, **limits})
+    settings = {"max_sentences": 4, "max_cost": 100, "max_wait_ms": 50, "queue_size": 16}
+    return Batcher(decode, lambda text, _: len(text.split()), **{**settings, **limits})
 
 
 def test_concurrent_texts_share_batches_by_options_and_keep_their_order() -> None:
@@ -39,8 +40,9 @@ def test_concurrent_texts_share_batches_by_options_and_keep_their_order() -> Non
 
     answers, calls = asyncio.run(scenario())
     assert [[r for r, _ in a] for a in answers] == [["x:A", "x:B"], ["y:C"], ["x:D", "x:E", "x:F"]]
-    # options never mix; at most 4 texts per batch; the oldest text goes first
-    assert calls == [(["a", "b", "d", "e"], "x"), (["c"], "y"), (["f"], "x")]
+    # options never mix; at most 4 texts per batch; the oldest text goes first, then
+    # the requests with the same options take turns
+    assert calls == [(["a", "d", "b", "e"], "x"), (["c"], "y"), (["f"], "x")]
     sizes = [info.size for _, info in answers[0]]
     assert sizes == [4, 4]
 
@@ -72,10 +74,10 @@ def test_a_full_batch_leaves_without_waiting() -> None:
     assert asyncio.run(scenario()) < 1000
 
 
-def test_token_limit_splits_batches() -> None:
+def test_cost_limit_splits_batches() -> None:
     async def scenario() -> list:
         calls: list = []
-        batcher = _batcher(calls, max_tokens=5, max_wait_ms=0)
+        batcher = _batcher(calls, max_cost=5, max_wait_ms=0)
         batcher.start()
         try:
             await batcher.submit(["one two three", "four five", "six"], "x")
@@ -104,6 +106,113 @@ def test_a_full_queue_refuses_new_texts() -> None:
             await batcher.close()
 
     asyncio.run(scenario())
+
+
+def test_a_small_request_behind_a_large_one_is_in_the_next_batch() -> None:
+    async def scenario() -> list:
+        calls: list = []
+        batcher = _batcher(calls, max_sentences=64, max_cost=6, max_wait_ms=0)
+        batcher.start()
+        try:
+            large = asyncio.ensure_future(batcher.submit(["long text here"] * 12, "x"))
+            await asyncio.sleep(0.005)  # the first batch of the large request is decoding
+            await batcher.submit(["short"], "x")
+            await large
+        finally:
+            await batcher.close()
+        return calls
+
+    calls = asyncio.run(scenario())
+    batch_of_short = next(i for i, (texts, _) in enumerate(calls) if "short" in texts)
+    assert batch_of_short <= 1, calls
+    assert all(len(texts) <= 2 for texts, _ in calls)  # 3 + 3 words fill the cost of 6
+
+
+def test_a_failing_text_fails_alone_and_the_worker_goes_on() -> None:
+    def decode(texts: list[str], options: str) -> list[str]:
+        if "bad" in texts:
+            raise RuntimeError("cannot decode 'bad'")
+        return [t.upper() for t in texts]
+
+    async def scenario() -> tuple[list, BaseException, list]:
+        batcher: Batcher[str, str, str] = Batcher(
+            decode, lambda t, _: 1, max_sentences=8, max_cost=100, max_wait_ms=30, queue_size=16
+        )
+        batcher.start()
+        try:
+            results = await asyncio.gather(
+                batcher.submit(["good", "also"], "x"),
+                batcher.submit(["bad"], "x"),
+                batcher.submit(["fine"], "x"),
+                return_exceptions=True,
+            )
+            after = await batcher.submit(["later"], "x")
+        finally:
+            await batcher.close()
+        return results, results[1], after
+
+    results, error, after = asyncio.run(scenario())
+    assert [r for r, _ in results[0]] == ["GOOD", "ALSO"]
+    assert isinstance(error, RuntimeError) and "bad" in str(error)
+    assert [r for r, _ in results[2]] == ["FINE"]
+    assert [r for r, _ in after] == ["LATER"]
+
+
+def test_an_error_outside_decoding_fails_its_batch_and_not_the_worker() -> None:
+    seen: list[int] = []
+
+    def on_batch(size: int, cost: int, seconds: float) -> None:
+        seen.append(size)
+        if len(seen) == 1:
+            raise ValueError("metrics broke")
+
+    async def scenario() -> list:
+        batcher: Batcher[str, str, str] = Batcher(
+            lambda texts, _: texts, lambda t, _: 1, max_sentences=8, max_cost=100,
+            max_wait_ms=0, queue_size=16, on_batch=on_batch,
+        )  # fmt: skip
+        batcher.start()
+        try:
+            first = await batcher.submit(["a"], "x")  # answered before the metrics call
+            second = await batcher.submit(["b"], "x")
+        finally:
+            await batcher.close()
+        return [first, second]
+
+    first, second = asyncio.run(scenario())
+    assert [r for r, _ in first] == ["a"] and [r for r, _ in second] == ["b"]
+    assert seen == [1, 1]
+
+
+def test_a_missed_deadline_takes_the_texts_out_of_the_queue() -> None:
+    release = threading.Event()
+
+    def decode(texts: list[str], options: str) -> list[str]:
+        release.wait(5)
+        return texts
+
+    async def scenario() -> tuple[int, float]:
+        batcher: Batcher[str, str, str] = Batcher(
+            decode, lambda t, _: 1, max_sentences=1, max_cost=100, max_wait_ms=0, queue_size=16
+        )
+        batcher.start()
+        try:
+            busy = asyncio.ensure_future(batcher.submit(["first"], "x"))
+            await asyncio.sleep(0.05)
+            stalled = batcher.stalled_for()
+            with pytest.raises(DeadlineExceeded, match="0.2 s"):
+                await batcher.submit(["late", "later"], "x", timeout=0.2)
+            await asyncio.sleep(0)
+            waiting = sum(not item.future.done() for item in batcher._pending)
+            release.set()
+            await busy
+        finally:
+            await batcher.close()
+        return waiting, stalled
+
+    waiting, stalled = asyncio.run(scenario())
+    assert waiting == 0
+    assert stalled > 0.01  # the worker is inside a batch: the liveness probe can see it
 
 
 def test_settings_precedence_flags_environment_file(

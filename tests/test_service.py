@@ -178,7 +178,7 @@ def test_languages_models_health_metrics_and_page(client: TestClient) -> None:
     )
     assert info["parameters"] > 0 and info["scores"]["valid_bleu"] > 30
     assert "nrefs:1" in info["scores"]["bleu_signature"]
-    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health").json() == {"status": "ok", "stalled": []}
     translate(client, text="the dog")
     metrics = client.get("/metrics").text
     assert 'nmt_http_requests_total{method="POST",route="/v1/translate",status="200"}' in metrics
@@ -231,7 +231,9 @@ def test_a_full_queue_answers_429_with_retry_after(toy_model: Path) -> None:
         assert first["r"].status_code == 200
 
 
-def test_ready_reports_a_model_that_failed_to_load(tmp_path: Path, toy_model: Path) -> None:
+def test_ready_names_a_model_that_failed_but_not_why(
+    tmp_path: Path, toy_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     broken = tmp_path / "broken.pt"
     broken.write_bytes(toy_model.read_bytes()[:1000])
     settings = Settings(models={"toy": toy_model, "bad": broken}, device="cpu")
@@ -239,11 +241,18 @@ def test_ready_reports_a_model_that_failed_to_load(tmp_path: Path, toy_model: Pa
         ready = wait_ready(c)
         response = c.get("/ready")
         assert response.status_code == 503 and not ready["ready"] and not ready["loading"]
-        assert str(broken) in ready["errors"]["bad"]
-        assert "truncated" in ready["errors"]["bad"] or "corrupt" in ready["errors"]["bad"]
+        assert ready["models"] == {"toy": "loaded", "bad": "failed"}
+        assert str(tmp_path) not in response.text and "truncated" not in response.text
+        # the path and the reason are in the log, for the operator
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert str(broken) in logged and "truncated" in logged
         # the healthy model still serves; liveness is unaffected
         assert c.post("/v1/translate", json={"text": "the dog", "model": "toy"}).status_code == 200
         assert c.get("/health").status_code == 200
+    degraded = settings.model_copy(update={"ready_when": "any"})
+    with TestClient(create_app(degraded)) as c:
+        assert wait_ready(c)["ready"]
+        assert c.get("/ready").json()["models"]["bad"] == "failed"
 
 
 def test_ready_is_503_while_loading_then_200(

@@ -15,6 +15,8 @@ from service.dependencies import (
     check_api_key,
     checked_texts,
     choose_model,
+    count_characters,
+    encode_within_limits,
     search_options,
     translate_texts,
 )
@@ -82,7 +84,8 @@ async def libre_translate(
     except ValidationError as err:
         message, field = describe_validation_error(err.errors())
         raise APIError(422, message, field) from err
-    check_api_key(settings, body.api_key or request.headers.get("x-api-key"))
+    key = request.headers.get("x-api-key") or request.query_params.get("api_key") or body.api_key
+    check_api_key(settings, key)
     texts = checked_texts(body.q, settings, "q")
     source = body.source
     if source == "auto":  # no language detection: resolve only when the target allows one
@@ -94,7 +97,9 @@ async def libre_translate(
     n_best = body.alternatives + 1
     beam = max(settings.default_beam_size, n_best)
     options = search_options(settings, beam, None, n_best, attention=False)
-    done = await translate_texts(served, texts, options)
+    encoded = encode_within_limits(served, texts, settings, "q")
+    count_characters(request, texts, key)
+    done = await translate_texts(request, served, encoded, options)
     translated = [t.text for t, _ in done]
     alternatives = [[text for text, _ in t.n_best[1:]] for t, _ in done]
     if isinstance(body.q, str):

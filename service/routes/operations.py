@@ -12,20 +12,25 @@ from service.schemas import HealthResponse, ModelInfo, ModelsResponse, ReadyResp
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", response_model=HealthResponse)
-async def health() -> HealthResponse:
-    """Liveness: the process answers (models may still be loading)."""
-    return HealthResponse()
+@router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+async def health(registry: RegistryDep) -> JSONResponse:
+    """Liveness: the process answers and no model's decoding worker is stuck (models
+    may still be loading). A stuck worker makes this 503, so that the pod is restarted."""
+    stalled = registry.stalled()
+    body = HealthResponse(status="stalled" if stalled else "ok", stalled=stalled)
+    return JSONResponse(body.model_dump(), status_code=503 if stalled else 200)
 
 
 @router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-async def ready(registry: RegistryDep) -> JSONResponse:
-    """Readiness: 200 once every configured model is loaded, 503 before or if one failed."""
+async def ready(request: Request, registry: RegistryDep) -> JSONResponse:
+    """Readiness: 200 once the models are loaded (all of them, or any with
+    ``ready_when: any``); 503 before, and from the moment shutdown begins."""
+    draining: bool = request.app.state.draining
     body = ReadyResponse(
-        ready=registry.ready,
+        ready=registry.ready and not draining,
         loading=registry.loading,
-        models=sorted(registry.models),
-        errors=registry.errors,
+        draining=draining,
+        models=registry.states(),
     )
     headers = {"Retry-After": "5"} if registry.loading else None
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503, headers=headers)

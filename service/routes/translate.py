@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from nmt.translator import Translation
 from service.dependencies import (
@@ -13,6 +13,8 @@ from service.dependencies import (
     api_key_header,
     checked_texts,
     choose_model,
+    count_characters,
+    encode_within_limits,
     search_options,
     translate_texts,
 )
@@ -28,7 +30,7 @@ from service.schemas import (
 router = APIRouter(prefix="/v1", tags=["translation"])
 
 ERRORS: dict[int | str, dict] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 422, 429, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 413, 422, 429, 503)
 }
 
 
@@ -55,14 +57,16 @@ def _result(t: Translation, alignments: bool) -> TranslationResult:
     dependencies=[Depends(api_key_header)],
 )
 async def translate(
-    body: TranslateRequest, settings: SettingsDep, registry: RegistryDep
+    request: Request, body: TranslateRequest, settings: SettingsDep, registry: RegistryDep
 ) -> TranslateResponse:
     """Translate one text or a list; each result carries its attention and word alignments."""
     start = time.perf_counter()
     texts = checked_texts(body.text, settings, "text")
     served = choose_model(registry, body.model, body.source, body.target)
     options = search_options(settings, body.beam_size, body.alpha, body.n_best, body.alignments)
-    done = await translate_texts(served, texts, options)
+    sources = encode_within_limits(served, texts, settings, "text")
+    count_characters(request, texts, request.headers.get("x-api-key"))
+    done = await translate_texts(request, served, sources, options)
     return TranslateResponse(
         model=served.name,
         source=served.source,

@@ -1,0 +1,59 @@
+"""``nmt serve``'s process: uvicorn with a shutdown that loses no request, and logs
+that hold no API key. Process-wide settings (signals, log handlers) are made here, by
+the entry point, never by building the app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from service.redaction import redact_all_handlers
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    """On the first SIGTERM or SIGINT, /ready turns 503 at once and the listener stays
+    open for ``delay`` seconds (load balancers see the 503 and stop sending); then
+    uvicorn's own shutdown closes it and gives in-flight requests the graceful period.
+    A second signal shuts down at once."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, delay: float) -> None:
+        super().__init__(config)
+        self.app = app
+        self.delay = delay
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining or self.delay <= 0:
+            self.app.state.draining = True
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        self.app.state.draining = True
+        log.warning("signal %d: draining; /ready is 503, closing in %.1f s", sig, self.delay)
+        timer = threading.Timer(self.delay, super().handle_exit, (sig, None))
+        timer.daemon = True
+        timer.start()
+
+
+def serve(app: FastAPI, settings: Settings, log_level: str) -> None:
+    """Run ``app`` until a signal, then drain (see ``DrainingServer``)."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        timeout_graceful_shutdown=max(1, round(settings.graceful_shutdown_s)),
+    )
+    # uvicorn.Config has set up its log handlers by now: filter them all
+    redact_all_handlers(
+        (key.get_secret_value() for key in settings.api_keys),
+        ("uvicorn", "uvicorn.error", "uvicorn.access"),
+    )
+    DrainingServer(config, app, settings.shutdown_delay_s).run()
