@@ -42,6 +42,30 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable: without it, a power loss can bring back
+    the old file (or none) even though the new one was written and synced."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some platforms and file systems cannot open a directory
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sweep_temporary_files(directory: Path) -> list[Path]:
+    """Remove checkpoint temporary files that a killed writer left in ``directory``."""
+    stale = sorted(directory.glob(".*.pt.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

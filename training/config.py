@@ -105,6 +105,12 @@ class TrainConfig(Strict):
     valid_batch_size: int = Field(128, ge=1, description="sentences per decoding batch")
     early_stopping_patience: int | None = Field(8, ge=1, description="validations")
     keep_last: int = Field(3, ge=0, description="step checkpoints kept besides best/last")
+    save_every_minutes: float | None = Field(
+        5.0,
+        gt=0,
+        description="also write last.pt this often between validations, so that a kill "
+        "loses at most this much training (None: only at validations)",
+    )
     log_every: int = Field(50, ge=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="autocast: bf16 where the hardware has it, else fp16 (CUDA) / fp32"

@@ -80,14 +80,15 @@ def gather_objects(world: World, value: Any) -> list[Any]:
 
 
 def step_totals(
-    world: World, loss_sum: float, tokens: int, stop: bool, device: torch.device
-) -> tuple[float, int, bool]:
+    world: World, loss_sum: float, tokens: int, stop: bool, save: bool, device: torch.device
+) -> tuple[float, int, bool, bool]:
     """One all-reduce per step: summed loss and target tokens of all ranks, and whether
-    any rank wants to stop (a signal, the time limit), so that all stop after the same
-    step and none waits forever for the others."""
+    any rank wants to stop (a signal, the time limit) or to save (its clock says a
+    periodic checkpoint is due), so that all act after the same step and none waits
+    forever for the others."""
     if not world.distributed:
-        return loss_sum, tokens, stop
-    totals = torch.tensor([loss_sum, float(tokens), float(stop)], dtype=torch.float64)
+        return loss_sum, tokens, stop, save
+    totals = torch.tensor([loss_sum, float(tokens), float(stop), float(save)], dtype=torch.float64)
     totals = totals.to(device)
     dist.all_reduce(totals)
-    return float(totals[0]), int(totals[1]), bool(totals[2] > 0)
+    return float(totals[0]), int(totals[1]), bool(totals[2] > 0), bool(totals[3] > 0)

@@ -22,7 +22,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nmt.checkpoint import read_checkpoint, save_checkpoint, tokenizer_entries
+from nmt.checkpoint import (
+    read_checkpoint,
+    save_checkpoint,
+    sweep_temporary_files,
+    tokenizer_entries,
+)
 from nmt.device import (
     FragmentReleaser,
     autocast,
@@ -243,9 +248,13 @@ class Trainer:
                 payload["training"]["cuda_rng_per_rank"] = [cuda for _, cuda in rngs]
         return payload
 
-    def save(self, scores: dict[str, Any], best: bool) -> None:
-        """Write last.pt (with training state), best.pt and the rolling step checkpoints.
+    def save(self, scores: dict[str, Any], best: bool, rolling: bool = True) -> None:
+        """Write best.pt (when ``best``), then last.pt (with training state), then a
+        rolling step checkpoint (when ``rolling``).
 
+        best.pt goes first: a kill between the two writes then leaves a last.pt that
+        does not yet know of the new best, and the resumed run validates again,
+        rather than a last.pt that believes a best.pt was written that never was.
         Called by every rank (the RNG states of all ranks are gathered); rank 0 writes.
         """
         cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
@@ -260,11 +269,11 @@ class Trainer:
         payload = self._payload(scores, training=True, rngs=rngs)
         if fingerprints:
             payload["training"]["replica_fingerprints"] = fingerprints
-        save_checkpoint(payload, self.out / "last.pt")
         if best:
             save_checkpoint(self._payload(scores, training=False), self.out / "best.pt")
+        save_checkpoint(payload, self.out / "last.pt")
         keep = self.config.train.keep_last
-        if keep > 0:
+        if rolling and keep > 0:
             save_checkpoint(payload, self.out / f"step_{self.progress.step}.pt")
             steps = sorted(self.out.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
             for old in steps[:-keep]:
@@ -346,10 +355,14 @@ class Trainer:
         """Train until a step, time, epoch or early-stopping limit; always ends with last.pt."""
         if self.world.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for stale in sweep_temporary_files(self.out):
+                log.warning("removed %s, left by a checkpoint write that was killed", stale)
             (self.out / "config.yaml").write_text(
                 yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False),
                 encoding="utf-8",
             )
+        if self.progress.step == 0:  # from the first moment on, --resume has a start
+            self.save({"saved": "start"}, best=False, rolling=False)
         tc = self.config.train
         max_steps = max_steps or tc.max_steps
         max_minutes = max_minutes or tc.max_minutes
@@ -386,8 +399,13 @@ class Trainer:
         close_world(self.world)
 
     def _request_stop(self, signum: int, frame: object) -> None:
-        self._stop_signal = signal.Signals(signum).name
-        log.warning("%s received: stopping after this step", self._stop_signal)
+        name = signal.Signals(signum).name
+        if self._stop_signal is not None:
+            # a second signal: stop now; last.pt is still the one last written whole
+            log.warning("%s received again: stopping at once (last.pt as last saved)", name)
+            raise KeyboardInterrupt(name)
+        self._stop_signal = name
+        log.warning("%s received: stopping after this step (again: at once)", name)
 
     def _loop(
         self, max_steps: int | None, max_minutes: float | None, start: float, minutes_before: float
@@ -395,6 +413,7 @@ class Trainer:
         tc, p, world = self.config.train, self.progress, self.world
         pad, bos, eos = self.tgt_tok.pad_id, self.tgt_tok.bos_id, self.tgt_tok.eos_id
         window = {"loss": 0.0, "tokens": 0, "time": time.monotonic()}
+        saved_at = time.monotonic()
         # An optimizer step takes `accumulate` batches on each of the world's ranks.
         per_step = world.size * tc.accumulate
         mine = slice(world.rank * tc.accumulate, (world.rank + 1) * tc.accumulate)
@@ -425,8 +444,12 @@ class Trainer:
                 local_stop = self._stop_signal is not None or (
                     max_minutes is not None and elapsed >= max_minutes
                 )
-                loss_sum, tokens, stop = step_totals(
-                    world, loss_sum, sum(b.n_tokens for b in micro), local_stop, self.device
+                save_due = tc.save_every_minutes is not None and (
+                    time.monotonic() - saved_at >= tc.save_every_minutes * 60
+                )
+                loss_sum, tokens, stop, save_due = step_totals(
+                    world, loss_sum, sum(b.n_tokens for b in micro), local_stop, save_due,
+                    self.device,
                 )
                 window["loss"] += loss_sum
                 window["tokens"] += tokens
@@ -442,6 +465,11 @@ class Trainer:
                         return "early stopping: no BLEU gain"
                     # the logged tokens/s measure training alone, not validation
                     window["time"] += time.monotonic() - validation_started
+                    saved_at = time.monotonic()
+                elif save_due and not stop:
+                    p.minutes = minutes
+                    self.save({"saved": "periodic"}, best=False, rolling=False)
+                    saved_at = time.monotonic()
                 if max_steps is not None and p.step >= max_steps:
                     bar.close()
                     return f"max_steps {max_steps} reached"
