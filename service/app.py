@@ -47,9 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limits = RateLimits(app.state.settings)
     app.state.draining = False  # set by the server on SIGTERM: /ready answers 503
     # added first, so it sits inside CORS (its refusals carry CORS headers) and the counter
-    app.add_middleware(
-        RequestGuard, settings=app.state.settings, rate_limits=app.state.rate_limits
-    )
+    app.add_middleware(RequestGuard, settings=app.state.settings, rate_limits=app.state.rate_limits)
     if app.state.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -108,9 +108,7 @@ class RequestGuard:
 def _replay(body: bytes, receive: Receive, first: Message | None = None) -> Receive:
     """A ``receive`` that gives ``body`` (or ``first``) once, then the real channel
     (where the app learns of a disconnect)."""
-    pending: list[Message] = [
-        first or {"type": "http.request", "body": body, "more_body": False}
-    ]
+    pending: list[Message] = [first or {"type": "http.request", "body": body, "more_body": False}]
 
     async def replay() -> Message:
         if pending:

@@ -70,7 +70,10 @@ class ModelRegistry:
     def states(self) -> dict[str, Literal["loading", "loaded", "failed"]]:
         """Every configured model's state, by name."""
         return {
-            name: "loaded" if name in self.models else "failed" if name in self.failed
+            name: "loaded"
+            if name in self.models
+            else "failed"
+            if name in self.failed
             else "loading"
             for name in self.paths
         }

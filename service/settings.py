@@ -106,7 +106,9 @@ class Settings(BaseSettings):
         "all", description="ready once all models loaded, or (degraded) once any has"
     )
     shutdown_delay_s: float = Field(
-        2.0, ge=0, description="on SIGTERM, /ready answers 503 this long before the "
+        2.0,
+        ge=0,
+        description="on SIGTERM, /ready answers 503 this long before the "
         "listener closes, so that load balancers stop sending first",
     )
     graceful_shutdown_s: float = Field(

@@ -200,7 +200,7 @@ def test_a_missed_deadline_takes_the_texts_out_of_the_queue() -> None:
             busy = asyncio.ensure_future(batcher.submit(["first"], "x"))
             await asyncio.sleep(0.05)
             stalled = batcher.stalled_for()
-            with pytest.raises(DeadlineExceeded, match="0.2 s"):
+            with pytest.raises(DeadlineExceeded, match=r"0\.2 s"):
                 await batcher.submit(["late", "later"], "x", timeout=0.2)
             await asyncio.sleep(0)
             waiting = sum(not item.future.done() for item in batcher._pending)

@@ -26,14 +26,18 @@ def test_body_size_depth_and_subword_limits_are_4xx_naming_the_limit(toy_model: 
         wait_ready(c)
         big = c.post("/v1/translate", json={**BODY, "text": "the dog " * 2000})
         assert big.status_code == 413 and "12000 bytes" in big.json()["error"]
-        deep = c.post("/v1/translate", content=b"[" * 10_000, headers={"content-type": "application/json"})
+        deep = c.post(
+            "/v1/translate", content=b"[" * 10_000, headers={"content-type": "application/json"}
+        )
         assert deep.status_code == 400 and "nested deeper" in deep.json()["error"]
         libre = c.post("/translate", content=b'{"q": ' + b"[" * 500 + b"]" * 500 + b"}",
                        headers={"content-type": "application/json"})  # fmt: skip
         assert libre.status_code == 400
         long_text = c.post("/v1/translate", json={**BODY, "text": "the big red dog runs " * 4})
         assert long_text.status_code == 422
-        assert "max_text_tokens" in long_text.json()["error"] and long_text.json()["field"] == "text"
+        assert (
+            "max_text_tokens" in long_text.json()["error"] and long_text.json()["field"] == "text"
+        )
         many = c.post("/v1/translate", json={**BODY, "text": ["the big red dog runs"] * 6})
         assert many.status_code == 422 and "max_request_tokens" in many.json()["error"]
         ok = c.post("/v1/translate", json={**BODY, "text": ["the dog runs"] * 2})
@@ -71,7 +75,9 @@ def test_request_and_character_rates_answer_429_with_retry_after(toy_model: Path
         codes = [c.post("/v1/translate", json={**BODY, "text": text}).status_code
                  for _ in range(3)]  # fmt: skip
         assert codes == [200, 200, 429]
-        too_big = c.post("/v1/translate", json={**BODY, "text": "a " * 20}, headers={"X-API-Key": "k"})
+        too_big = c.post(
+            "/v1/translate", json={**BODY, "text": "a " * 20}, headers={"X-API-Key": "k"}
+        )
         assert too_big.status_code == 413 and "30 a minute" in too_big.json()["error"]
 
 
@@ -82,7 +88,9 @@ def test_rates_count_per_key_and_per_trusted_address(toy_model: Path) -> None:
 
         def post(key: str, forwarded: str | None = None) -> int:
             headers = {"X-API-Key": key} | ({"X-Forwarded-For": forwarded} if forwarded else {})
-            return c.post("/v1/translate", json={**BODY, "text": "a dog"}, headers=headers).status_code
+            return c.post(
+                "/v1/translate", json={**BODY, "text": "a dog"}, headers=headers
+            ).status_code
 
         assert [post("k1"), post("k2"), post("k1")] == [200, 200, 429]
         libre = {**BODY, "q": "a dog"}
@@ -106,14 +114,18 @@ def test_keys_from_a_file_and_checked_before_the_body_is_read(
     assert "alpha-key" not in repr(settings)
     with TestClient(create_app(settings)) as c:
         wait_ready(c)
-        ok = c.post("/v1/translate", json={**BODY, "text": "a dog"}, headers={"X-API-Key": "beta-key"})
+        ok = c.post(
+            "/v1/translate", json={**BODY, "text": "a dog"}, headers={"X-API-Key": "beta-key"}
+        )
         assert ok.status_code == 200
         # a malformed body is never parsed for a client without a valid key
         junk = b"[" * 10_000
         for headers, status in (({}, 401), ({"X-API-Key": "wrong"}, 403)):
             headers["content-type"] = "application/json"
             assert c.post("/v1/translate", content=junk, headers=headers).status_code == status
-        assert c.post("/translate?api_key=alpha-key", json={**BODY, "q": "a dog"}).status_code == 200
+        assert (
+            c.post("/translate?api_key=alpha-key", json={**BODY, "q": "a dog"}).status_code == 200
+        )
     keys.write_text("# none\n", encoding="utf-8")
     with pytest.raises(ValueError, match="holds no key"):
         load_settings()
@@ -132,6 +144,8 @@ def test_the_redactor_removes_keys_from_messages_arguments_and_tracebacks() -> N
     except ValueError:
         import sys
 
-        failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed for %s", ("s3cret-key",), sys.exc_info())
+        failed = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed for %s", ("s3cret-key",), sys.exc_info()
+        )
     redactor.filter(failed)
     assert "s3cret-key" not in failed.getMessage() and "s3cret-key" not in (failed.exc_text or "")

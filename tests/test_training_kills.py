@@ -60,16 +60,15 @@ FAULTY_RUN = textwrap.dedent(
             return save(obj, f, *args, **kwargs)
         nmt.checkpoint.torch.save = half_save
     torch.manual_seed(0)
-    Trainer(validate_config(config)).run(max_steps=%d)
+    Trainer(validate_config(config)).run(max_steps=int(sys.argv[4]))
     """
-    % STEPS
 )
 
 
 def _kill_run(config: dict, fault: str, at: int) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", FAULTY_RUN, json.dumps(config), fault, str(at)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()},
+        [sys.executable, "-c", FAULTY_RUN, json.dumps(config), fault, str(at), str(STEPS)],
+        check=False, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()},
     )  # fmt: skip
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
 

@@ -448,7 +448,11 @@ class Trainer:
                     time.monotonic() - saved_at >= tc.save_every_minutes * 60
                 )
                 loss_sum, tokens, stop, save_due = step_totals(
-                    world, loss_sum, sum(b.n_tokens for b in micro), local_stop, save_due,
+                    world,
+                    loss_sum,
+                    sum(b.n_tokens for b in micro),
+                    local_stop,
+                    save_due,
                     self.device,
                 )
                 window["loss"] += loss_sum
