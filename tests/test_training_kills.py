@@ -66,10 +66,11 @@ FAULTY_RUN = textwrap.dedent(
 
 
 def _kill_run(config: dict, fault: str, at: int) -> None:
+    command = [sys.executable, "-c", FAULTY_RUN, json.dumps(config), fault, str(at), str(STEPS)]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     done = subprocess.run(
-        [sys.executable, "-c", FAULTY_RUN, json.dumps(config), fault, str(at), str(STEPS)],
-        check=False, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )  # fmt: skip
+        command, check=False, capture_output=True, text=True, timeout=300, env=env
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
 
 
