@@ -114,36 +114,62 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ServerProcess:
+    """A server started by ``server_process``: its process, base URL and output so far."""
+
+    def __init__(self, proc: subprocess.Popen, base: str, log: Any) -> None:
+        self.proc, self.base, self._log = proc, base, log
+
+    def output(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+
 @contextlib.contextmanager
-def running_server(
+def server_process(
     command: list[str], env: dict[str, str], port: int, timeout: float = 90.0
-) -> Iterator[str]:
-    """Run ``command`` (a server on ``port``) until /ready answers 200; yield its base URL."""
+) -> Iterator[ServerProcess]:
+    """Run ``command`` (a server on ``port``) until /ready answers 200; stop it after."""
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    server = ServerProcess(proc, f"http://127.0.0.1:{port}", log)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"server exited early:\n{log.read().decode(errors='replace')}")
+                raise RuntimeError(f"server exited early:\n{server.output()}")
             try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{server.base}/ready", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{command} not ready after {timeout} s")
             time.sleep(0.2)
-        yield base
+        yield server
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@contextlib.contextmanager
+def running_server(
+    command: list[str], env: dict[str, str], port: int, timeout: float = 90.0
+) -> Iterator[str]:
+    """Run ``command`` (a server on ``port``) until /ready answers 200; yield its base URL."""
+    with server_process(command, env, port, timeout) as server:
+        yield server.base
+
+
+def serve_command(checkpoint: Path, port: int, log_level: str = "warning") -> list[str]:
+    """``nmt serve`` of ``checkpoint`` as the model 'toy' on CPU."""
+    command = [sys.executable, "-m", "nmt.cli", "serve", "--model", f"toy={checkpoint}"]
+    return command + ["--port", str(port), "--device", "cpu", "--log-level", log_level]
 
 
 @pytest.fixture(scope="session")
@@ -158,7 +184,5 @@ def live_server(toy_model: Path) -> Iterator[str]:
         "NMT_MAX_N_BEST": "4",
         "NMT_MAX_WAIT_MS": "20",
     }
-    command = [sys.executable, "-m", "nmt.cli", "serve", "--model", f"toy={toy_model}"]
-    command += ["--port", str(port), "--device", "cpu", "--log-level", "warning"]
-    with running_server(command, env, port) as base:
+    with running_server(serve_command(toy_model, port), env, port) as base:
         yield base

@@ -12,7 +12,7 @@ from service.app import create_app
 from service.guard import json_too_deep
 from service.redaction import KeyRedactor
 from service.settings import Settings, load_settings
-from tests.test_service import wait_ready
+from test_service import wait_ready
 
 BODY = {"source": "xx", "target": "yy"}
 

@@ -81,7 +81,7 @@ def _params(path: Path) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory: pytest.TempPathFactory, corpus_dir_module: Path) -> Path:
     """The run that nobody killed."""
-    from tests.conftest import tiny_config_dict
+    from conftest import tiny_config_dict
 
     raw = tiny_config_dict(corpus_dir_module, tmp_path_factory.mktemp("straight"))
     torch.manual_seed(0)
@@ -91,7 +91,7 @@ def straight(tmp_path_factory: pytest.TempPathFactory, corpus_dir_module: Path) 
 
 @pytest.fixture(scope="module")
 def corpus_dir_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import make_pairs, write_split
+    from conftest import make_pairs, write_split
 
     directory = tmp_path_factory.mktemp("data")
     write_split(directory, "train", make_pairs(80, seed=1), gz=True)
@@ -108,7 +108,7 @@ def corpus_dir_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_killed_run_resumes_to_the_uninterrupted_parameters(
     fault: str, at: int, straight: Path, corpus_dir_module: Path, tmp_path: Path
 ) -> None:
-    from tests.conftest import tiny_config_dict
+    from conftest import tiny_config_dict
 
     raw = tiny_config_dict(corpus_dir_module, tmp_path / "run")
     _kill_run(copy.deepcopy(raw), fault, at)
@@ -142,7 +142,7 @@ def _assert_best_not_behind_last(out: Path) -> None:
 def test_a_kill_before_the_first_validation_still_leaves_something_to_resume(
     corpus_dir_module: Path, tmp_path: Path
 ) -> None:
-    from tests.conftest import tiny_config_dict
+    from conftest import tiny_config_dict
 
     raw = tiny_config_dict(corpus_dir_module, tmp_path / "run")
     raw["train"]["save_every_minutes"] = 1e-6  # every step
@@ -153,7 +153,7 @@ def test_a_kill_before_the_first_validation_still_leaves_something_to_resume(
 
 
 def test_a_second_signal_stops_at_once(corpus_dir_module: Path, tmp_path: Path) -> None:
-    from tests.conftest import tiny_config_dict
+    from conftest import tiny_config_dict
 
     trainer = Trainer(validate_config(tiny_config_dict(corpus_dir_module, tmp_path / "run")))
     trainer._stop_signal = None
