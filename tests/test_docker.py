@@ -172,7 +172,7 @@ def test_image_command_serves_from_a_fresh_environment(toy_model: Path, tmp_path
     env["NMT_PORT"] = str(port)  # -p PORT:8000
     # the command is found on PATH exactly as in the image (the venv's bin comes first)
     with running_server(cmd, env, port, timeout=120) as base:
-        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/health").json() == {"status": "ok", "stalled": []}
         response = httpx.post(
             f"{base}/translate", data={"q": "the dog", "source": "xx", "target": "yy"}
         )
@@ -204,3 +204,33 @@ def test_kubernetes_probes_and_ports_match() -> None:
     )
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert env_image["NMT_MODEL_DIR"] in mounts
+
+
+def test_kubernetes_shutdown_keys_and_hardening() -> None:
+    deployment = yaml.safe_load((DOCKER / "k8s/deployment.yaml").read_text(encoding="utf-8"))
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # the pod is killed only after preStop, the readiness delay and the graceful period
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    drain = float(env["NMT_SHUTDOWN_DELAY_S"]) + float(env["NMT_GRACEFUL_SHUTDOWN_S"])
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + drain
+    # keys come from a Secret, mounted where NMT_API_KEYS_FILE points
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    key_dir = str(Path(env["NMT_API_KEYS_FILE"]).parent)
+    assert "secretName" in volumes[mounts[key_dir]]["secret"]
+    assert "NMT_API_KEYS" not in env
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text(encoding="utf-8"))
+    grace = compose["x-service"]["stop_grace_period"]
+    compose_env = compose["x-service"]["environment"]
+    compose_drain = float(compose_env["NMT_SHUTDOWN_DELAY_S"]) + float(
+        compose_env["NMT_GRACEFUL_SHUTDOWN_S"]
+    )
+    assert grace.endswith("s") and float(grace[:-1]) > compose_drain
