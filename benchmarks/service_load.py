@@ -1,26 +1,32 @@
-"""Service benchmark: one `nmt serve` replica under concurrent load.
+"""Service benchmark: one `nmt serve` replica under concurrent load, against offline
+decoding of the same sentences.
 
     python benchmarks/service_load.py --checkpoint runs/bench_quality/best.pt \
-        --out runs/bench_service
+        --out runs/bench_service --requests 1000 --levels 1 8 32
 
 Starts the server (CPU, one model), records its resident memory once the model is
 loaded, then sends the first ``--requests`` test_2016_flickr sentences one per request
-at each concurrency level (1, 8, 32 clients) and reports sentences/s, latency p50/p95
-and the mean size of the batches the server decoded them in. Runs once with the fp32
-model and once with ``--quantize int8``. Writes OUT/service.json and prints a table.
+at each concurrency level and reports sentences/s, latency p50/p95 and the mean size
+of the batches the server decoded them in. Beside it, ``nmt translate --batch-size
+32`` decodes the same sentences at the same beam (its own logged sentences/s, model
+load excluded), and the table gives the service's share of that. Runs once with the
+fp32 model and once with ``--quantize int8``. Writes OUT/service.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -76,13 +82,18 @@ async def load(base: str, sentences: list[str], clients: int) -> dict:
     }
 
 
-def serve(checkpoint: Path, quantize: str | None, sentences: list[str]) -> dict:
+@contextlib.contextmanager
+def served(
+    checkpoint: Path, quantize: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``nmt serve`` of ``checkpoint`` as model 'm' on CPU, until it is ready."""
     port = free_port()
     command = [sys.executable, "-m", "nmt.cli", "serve", "--model", f"m={checkpoint}"]
     command += ["--port", str(port), "--device", "cpu", "--log-level", "warning"]
     if quantize:
         command += ["--quantize", quantize]
-    server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "NMT_MAX_WAIT_MS": "5"})
+    environment = {**os.environ, "NMT_MAX_WAIT_MS": "5", **(env or {})}
+    server = subprocess.Popen(command, cwd=ROOT, env=environment)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -95,14 +106,31 @@ def serve(checkpoint: Path, quantize: str | None, sentences: list[str]) -> dict:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("server did not become ready")
             time.sleep(0.2)
-        result = {"quantize": quantize or "none", "rss_mib_loaded": round(rss_mib(server.pid), 1)}
-        asyncio.run(load(base, sentences[:20], 4))  # warm-up
-        result["levels"] = [asyncio.run(load(base, sentences, c)) for c in (1, 8, 32)]
-        result["rss_mib_after"] = round(rss_mib(server.pid), 1)
-        return result
+        yield base, server
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.wait(timeout=60)
+
+
+def offline(checkpoint: Path, quantize: str | None, source: Path, batch_size: int) -> float:
+    """Sentences/s of ``nmt translate`` over ``source`` (as it logs them, load excluded)."""
+    command = [sys.executable, "-m", "nmt.cli", "translate", "--checkpoint", str(checkpoint)]
+    command += ["--input", str(source), "--batch-size", str(batch_size), "--device", "cpu"]
+    command += ["--output", os.devnull] + (["--quantize", quantize] if quantize else [])
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    match = re.search(r"\(([\d.]+) sentences/s", done.stderr)
+    if match is None:
+        raise RuntimeError(f"no throughput in the log of nmt translate:\n{done.stderr}")
+    return float(match.group(1))
+
+
+def serve(checkpoint: Path, quantize: str | None, sentences: list[str], levels: list[int]) -> dict:
+    with served(checkpoint, quantize) as (base, server):
+        result = {"quantize": quantize or "none", "rss_mib_loaded": round(rss_mib(server.pid), 1)}
+        asyncio.run(load(base, sentences[:20], 4))  # warm-up
+        result["levels"] = [asyncio.run(load(base, sentences, c)) for c in levels]
+        result["rss_mib_after"] = round(rss_mib(server.pid), 1)
+        return result
 
 
 def main() -> None:
@@ -111,20 +139,38 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/multi30k")
     parser.add_argument("--out", type=Path, default=ROOT / "runs/bench_service")
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--offline-batch", type=int, default=32)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sentences = read_lines(args.data / "test_2016_flickr.en.gz")[: args.requests]
-    results = [serve(args.checkpoint.resolve(), q, sentences) for q in (None, "int8")]
+    source = args.out / "sentences.en"
+    source.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    checkpoint = args.checkpoint.resolve()
+    results = []
+    for quantize in (None, "int8"):
+        result = serve(checkpoint, quantize, sentences, args.levels)
+        result["offline_sentences_per_s"] = offline(
+            checkpoint, quantize, source, args.offline_batch
+        )
+        results.append(result)
     (args.out / "service.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    print("\n| model | clients | sentences/s | p50 ms | p95 ms | mean batch | RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| model | clients | sentences/s | of offline | p50 ms | p95 ms | mean batch | RSS MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         for level in r["levels"]:
+            share = level["sentences_per_s"] / r["offline_sentences_per_s"]
             print(
                 f"| {r['quantize']} | {level['clients']} | {level['sentences_per_s']} | "
-                f"{level['latency_p50_ms']} | {level['latency_p95_ms']} | {level['mean_batch']} | "
-                f"{r['rss_mib_after']} |"
+                f"{share:.0%} | {level['latency_p50_ms']} | {level['latency_p95_ms']} | "
+                f"{level['mean_batch']} | {r['rss_mib_after']} |"
             )
+        print(
+            f"| {r['quantize']} | offline batch {args.offline_batch} | "
+            f"{r['offline_sentences_per_s']} | 100% | | | | |"
+        )
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ def running_server(
 def serve_command(checkpoint: Path, port: int, log_level: str = "warning") -> list[str]:
     """``nmt serve`` of ``checkpoint`` as the model 'toy' on CPU."""
     command = [sys.executable, "-m", "nmt.cli", "serve", "--model", f"toy={checkpoint}"]
-    return command + ["--port", str(port), "--device", "cpu", "--log-level", log_level]
+    return [*command, "--port", str(port), "--device", "cpu", "--log-level", log_level]
 
 
 @pytest.fixture(scope="session")

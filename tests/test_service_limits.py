@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from test_service import wait_ready
 
 from service.app import create_app
 from service.guard import json_too_deep
 from service.redaction import KeyRedactor
 from service.settings import Settings, load_settings
-from test_service import wait_ready
 
 BODY = {"source": "xx", "target": "yy"}
 
