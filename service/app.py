@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.errors import install_error_handlers
 from service.guard import RequestGuard
-from service.metrics import Metrics
+from service.metrics import Metrics, RequestMetrics
 from service.rate_limits import RateLimits
 from service.registry import ModelRegistry
 from service.routes import libretranslate, operations, page, translate
@@ -57,19 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        # the route's template, not the raw path: unbounded label values would leak memory
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics: Metrics = app.state.metrics
-        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-        metrics.latency.labels(route, request.method).observe(time.perf_counter() - start)
-        return response
-
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: counts all
     for module in (translate, libretranslate, operations, page):
         app.include_router(module.router)
     return app

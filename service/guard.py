@@ -6,20 +6,13 @@ and handed on to the route unchanged."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import APIError, error_response
 from service.rate_limits import RateLimits, client_identity
 from service.settings import Settings
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Routes that translate (and so need a key when keys are set, and count against rates).
 TRANSLATION_PATHS = frozenset({"/v1/translate", "/translate", "/detect"})

@@ -13,6 +13,7 @@ import pytest
 from conftest import free_port, serve_command, server_process
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 NORMAL = ["the dog runs", "a big red ball", "the woman sees a small cat"]
 JSON = {"content-type": "application/json"}
@@ -178,3 +179,26 @@ def test_sigterm_drains_in_flight_requests_then_exits(toy_model: Path) -> None:
     assert codes == [200] * 32
     assert ready == [503, 503, 503]
     assert exited < 1 + 15
+
+
+def test_a_client_that_gives_up_leaves_the_queue(toy_model: Path) -> None:
+    port = free_port()
+    # a batch waits 3 s for company: the text is still queued when its client leaves
+    env = {**os.environ, "NMT_MAX_WAIT_MS": "3000"}
+    with server_process(serve_command(toy_model, port), env, port) as server:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"{server.base}/v1/translate",
+                json={"text": "the dog runs", "model": "toy"},
+                timeout=0.5,
+            )
+        time.sleep(4)
+        metrics = httpx.get(f"{server.base}/metrics").text
+    samples = {
+        (s.name, s.labels.get("model"), s.labels.get("status")): s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+    }
+    assert samples[("nmt_queue_texts", "toy", None)] == 0
+    assert samples.get(("nmt_batch_texts_count", "toy", None), 0) == 0  # never decoded
+    assert samples[("nmt_http_requests_total", None, "499")] == 1

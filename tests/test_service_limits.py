@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,35 @@ def test_the_redactor_removes_keys_from_messages_arguments_and_tracebacks() -> N
         )
     redactor.filter(failed)
     assert "s3cret-key" not in failed.getMessage() and "s3cret-key" not in (failed.exc_text or "")
+
+
+def test_a_missed_deadline_is_503_and_a_stuck_worker_fails_liveness(
+    toy_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from nmt.translator import Translator
+
+    release = threading.Event()
+    real = Translator.translate_ids
+
+    def stuck(self: Translator, *args: object, **kwargs: object) -> object:
+        release.wait(10)
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Translator, "translate_ids", stuck)
+    with _client(toy_model, request_timeout_s=0.5, stall_seconds=0.3, max_wait_ms=0) as c:
+        wait_ready(c)
+        late = c.post("/v1/translate", json={**BODY, "text": "the dog"})
+        assert late.status_code == 503 and late.headers["Retry-After"]
+        assert "request_timeout_s" in late.json()["error"]
+        health = c.get("/health")
+        assert health.status_code == 503 and health.json() == {
+            "status": "stalled",
+            "stalled": ["toy"],
+        }
+        release.set()
+        deadline = time.monotonic() + 10
+        while c.get("/health").status_code != 200:
+            assert time.monotonic() < deadline, "the worker did not recover"
+            time.sleep(0.05)
