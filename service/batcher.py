@@ -7,10 +7,13 @@ after round), up to a number of sentences and a decoding cost, waiting at most
 turn means that a request of many long texts never makes a one-sentence request that
 arrives after it wait for more than one batch; the cost bound keeps each batch short.
 
-Decoding runs in a single worker thread per model, off the event loop. A batch that
-fails is decoded again text by text, so that only the text at fault gets the error;
-the worker itself outlives any exception and records when it last made progress, for
-the liveness probe.
+The workers are threads (one or more per model) that form their batches themselves:
+each goes from one batch to the next without waiting for the event loop, which only
+queues texts and receives results. Several workers decode several batches at once, each
+on its own core, which on a small CPU beats spreading one batch over all cores. A batch
+that fails is decoded again text by text, so that only the text at fault gets the
+error; a worker outlives any exception and records when it started its batch, for the
+liveness probe.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -57,13 +60,16 @@ class _Item(Generic[Source, Options, Result]):
     request: int  # which submit() call the text came with
     arrived: float
     future: asyncio.Future[tuple[Result, BatchInfo]] = field(repr=False)
+    # set on the event loop when nobody waits for the result any more; read by the worker
+    # (a plain flag: the future itself belongs to the loop's thread)
+    abandoned: bool = False
 
 
 class Batcher(Generic[Source, Options, Result]):
-    """Queue and worker for one model.
+    """Queue and worker threads for one model.
 
     Args:
-        decode: sources, options -> one result per source, in order; runs in a thread.
+        decode: sources, options -> one result per source, in order; runs in the worker.
         cost: the decoding work of one source under the options (e.g. subwords x beam),
             for the batch's cost bound.
         on_batch: called after each batch with (texts, total cost, decode seconds).
@@ -78,6 +84,7 @@ class Batcher(Generic[Source, Options, Result]):
         max_cost: int,
         max_wait_ms: float,
         queue_size: int,
+        workers: int = 1,
         on_batch: Callable[[int, int, float], None] | None = None,
     ) -> None:
         self._decode = decode
@@ -88,11 +95,14 @@ class Batcher(Generic[Source, Options, Result]):
         self.queue_size = queue_size
         self._on_batch = on_batch
         self._pending: deque[_Item[Source, Options, Result]] = deque()
-        self._arrival = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
-        self._worker: asyncio.Task[None] | None = None
+        self._changed = threading.Condition()  # guards _pending and _closed
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._requests = itertools.count()
-        self._busy_since: float | None = None  # when the batch being decoded started
+        self.workers = workers
+        self._threads: list[threading.Thread] = []
+        # worker thread -> when the batch it decodes started
+        self._busy_since: dict[int, float] = {}
 
     @property
     def depth(self) -> int:
@@ -100,25 +110,32 @@ class Batcher(Generic[Source, Options, Result]):
         return len(self._pending)
 
     def stalled_for(self) -> float:
-        """Seconds the worker has been stuck: decoding one batch, or dead with texts
-        waiting; 0 while it makes progress or has nothing to do."""
-        if self._worker is not None and self._worker.done():
-            return float("inf") if self._pending else 0.0
-        if self._busy_since is None:
-            return 0.0
-        return time.monotonic() - self._busy_since
+        """Seconds the most stuck worker has been decoding one batch (infinite if a
+        worker died with texts waiting); 0 while they make progress or have nothing
+        to do."""
+        if any(not t.is_alive() for t in self._threads) and self._pending:
+            return float("inf")
+        started = list(self._busy_since.values())
+        return time.monotonic() - min(started) if started else 0.0
 
     def start(self) -> None:
-        self._worker = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"decode-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-        for item in self._pending:
-            item.future.cancel()
-        self._pending.clear()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._changed:
+            self._closed = True
+            for item in self._pending:
+                item.future.cancel()
+            self._pending.clear()
+            self._changed.notify_all()
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 5)
 
     async def submit(
         self, sources: list[Source], options: Options, timeout: float | None = None
@@ -130,16 +147,17 @@ class Batcher(Generic[Source, Options, Result]):
             DeadlineExceeded: not done within ``timeout`` seconds; the texts not yet
                 decoded have left the queue.
         """
-        if len(self._pending) + len(sources) > self.queue_size:
-            raise QueueFull(f"{len(self._pending)} texts are already waiting")
         loop = asyncio.get_running_loop()
         now, request = time.monotonic(), next(self._requests)
         items = [
             _Item(s, self._cost(s, options), options, request, now, loop.create_future())
             for s in sources
         ]
-        self._pending.extend(items)
-        self._arrival.set()
+        with self._changed:
+            if len(self._pending) + len(items) > self.queue_size:
+                raise QueueFull(f"{len(self._pending)} texts are already waiting")
+            self._pending.extend(items)
+            self._changed.notify()
         try:
             async with asyncio.timeout(timeout):
                 return list(await asyncio.gather(*(item.future for item in items)))
@@ -147,8 +165,14 @@ class Batcher(Generic[Source, Options, Result]):
             raise DeadlineExceeded(f"not decoded within {timeout:g} s") from err
         finally:
             # a client that left or timed out: its texts need not be decoded
-            for item in items:
-                item.future.cancel()
+            leftover = [i for i in items if i.future.cancelled() or not i.future.done()]
+            if leftover:
+                for item in leftover:
+                    item.abandoned = True
+                    item.future.cancel()
+                gone = {id(item) for item in leftover}
+                with self._changed:
+                    self._pending = deque(i for i in self._pending if id(i) not in gone)
 
     # ------------------------------------------------------------------ worker
     def _batch_of(
@@ -160,7 +184,7 @@ class Batcher(Generic[Source, Options, Result]):
         """
         turns: dict[int, deque[_Item[Source, Options, Result]]] = {}
         for item in self._pending:
-            if not item.future.done() and item.options == first.options:
+            if not item.abandoned and item.options == first.options:
                 turns.setdefault(item.request, deque()).append(item)
         batch: list[_Item[Source, Options, Result]] = []
         cost = 0
@@ -183,63 +207,74 @@ class Batcher(Generic[Source, Options, Result]):
             return True
         return sum(item.cost for item in batch) >= self.max_cost
 
-    async def _next_batch(self) -> list[_Item[Source, Options, Result]]:
-        while True:
-            while self._pending and self._pending[0].future.done():
-                self._pending.popleft()  # cancelled by a client that left
-            if not self._pending:
-                self._arrival.clear()
-                await self._arrival.wait()
-                continue
-            first = self._pending[0]
-            batch = self._batch_of(first)
-            remaining = first.arrived + self.max_wait - time.monotonic()
-            if remaining <= 0 or self._is_full(batch):
-                return batch
-            self._arrival.clear()
-            try:
-                await asyncio.wait_for(self._arrival.wait(), remaining)
-            except TimeoutError:
-                pass
-
-    async def _run(self) -> None:
-        while True:
-            batch: list[_Item[Source, Options, Result]] = []
-            try:
-                batch = await self._next_batch()
+    def _next_batch(self) -> list[_Item[Source, Options, Result]] | None:
+        """Wait for a batch worth decoding and take it out of the queue; None on close."""
+        with self._changed:
+            while not self._closed:
+                while self._pending and self._pending[0].abandoned:
+                    self._pending.popleft()  # a client that left
+                if not self._pending:
+                    self._changed.wait()
+                    continue
+                first = self._pending[0]
+                batch = self._batch_of(first)
+                remaining = first.arrived + self.max_wait - time.monotonic()
+                if remaining > 0 and not self._is_full(batch):
+                    self._changed.wait(remaining)
+                    continue
                 taken = {id(item) for item in batch}
                 self._pending = deque(item for item in self._pending if id(item) not in taken)
-                await self._decode_batch(batch)
-            except asyncio.CancelledError:
-                raise
+                return batch
+        return None
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            try:
+                self._decode_batch(batch)
             except Exception as err:  # the worker must outlive anything a batch does
                 log.exception("batch worker error; continuing")
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(err)
+                self._deliver(batch, err)
             finally:
-                self._busy_since = None
+                self._busy_since.pop(threading.get_ident(), None)
 
-    async def _decode_batch(self, batch: list[_Item[Source, Options, Result]]) -> None:
-        loop = asyncio.get_running_loop()
-        self._busy_since = start = time.monotonic()
-        sources, options = [item.source for item in batch], batch[0].options
+    def _decode_batch(self, batch: list[_Item[Source, Options, Result]]) -> None:
+        self._busy_since[threading.get_ident()] = start = time.monotonic()
         try:
-            results = await loop.run_in_executor(self._executor, self._decode, sources, options)
+            results = self._decode([item.source for item in batch], batch[0].options)
         except Exception as err:
             if len(batch) == 1:
                 log.warning("decoding failed for one text: %r", err)
-                if not batch[0].future.done():
-                    batch[0].future.set_exception(err)
+                self._deliver(batch, err)
                 return
             log.warning("a batch of %d failed (%r); decoding its texts one by one", len(batch), err)
             for item in batch:
-                await self._decode_batch([item])
+                self._decode_batch([item])
             return
         seconds = time.monotonic() - start
-        for item, result in zip(batch, results, strict=True):
-            if not item.future.done():
-                info = BatchInfo(len(batch), (start - item.arrived) * 1000, seconds * 1000)
-                item.future.set_result((result, info))
+        infos = [BatchInfo(len(batch), (start - i.arrived) * 1000, seconds * 1000) for i in batch]
+        self._deliver(batch, list(zip(results, infos, strict=True)))
         if self._on_batch is not None:
             self._on_batch(len(batch), sum(item.cost for item in batch), seconds)
+
+    def _deliver(
+        self,
+        batch: list[_Item[Source, Options, Result]],
+        outcome: list[tuple[Result, BatchInfo]] | Exception,
+    ) -> None:
+        """Hand results (or one error for all) to the waiting requests, on their loop."""
+        assert self._loop is not None
+        futures = [item.future for item in batch]
+        self._loop.call_soon_threadsafe(_settle, futures, outcome)
+
+
+def _settle(
+    futures: list[asyncio.Future[tuple[Result, BatchInfo]]],
+    outcome: list[tuple[Result, BatchInfo]] | Exception,
+) -> None:
+    for i, future in enumerate(futures):
+        if future.done():  # abandoned: nobody waits
+            continue
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome[i])

@@ -17,12 +17,14 @@ from service.registry import ModelRegistry, ServedModel, UnknownModel
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# The dependencies are coroutines: FastAPI runs a plain function in a thread pool, a
+# thread hop per request for what is an attribute lookup.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     registry: ModelRegistry = request.app.state.registry
     return registry
 
@@ -48,7 +50,7 @@ def count_characters(request: Request, texts: list[str], key: str | None) -> Non
     rate_limits.count_characters(client, sum(len(t) for t in texts))
 
 
-def api_key_header(
+async def api_key_header(
     settings: SettingsDep,
     x_api_key: Annotated[str | None, Header(description="needed when the server has keys")] = None,
 ) -> None:
@@ -142,9 +144,11 @@ def search_options(
     )
 
 
-async def _until_disconnected(request: Request, every: float = 0.25) -> None:
-    while not await request.is_disconnected():
-        await asyncio.sleep(every)
+async def _until_disconnected(request: Request) -> None:
+    """Return when the client disconnects. The body has been read, so the next ASGI
+    message can only be the disconnect: waiting for it costs nothing, unlike polling."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def translate_texts(

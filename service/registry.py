@@ -145,6 +145,7 @@ class ModelRegistry:
             max_cost=s.max_batch_work,
             max_wait_ms=s.max_wait_ms,
             queue_size=s.queue_size,
+            workers=s.decode_workers,
             on_batch=on_batch,
         )
         batcher.start()

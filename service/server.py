@@ -5,9 +5,11 @@ the entry point, never by building the app."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from types import FrameType
 
+import torch
 import uvicorn
 from fastapi import FastAPI
 
@@ -42,8 +44,18 @@ class DrainingServer(uvicorn.Server):
         timer.start()
 
 
+def decode_threads(settings: Settings) -> int:
+    """PyTorch's threads per decode: as set, or this process's cores shared among the
+    decode workers (each worker's batch then runs on cores of its own)."""
+    if settings.torch_threads is not None:
+        return settings.torch_threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // settings.decode_workers)
+
+
 def serve(app: FastAPI, settings: Settings, log_level: str) -> None:
     """Run ``app`` until a signal, then drain (see ``DrainingServer``)."""
+    torch.set_num_threads(decode_threads(settings))
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -77,6 +77,15 @@ class Settings(BaseSettings):
         "batch (and so a request queued behind it) takes",
     )
     max_wait_ms: float = Field(5.0, ge=0.0, description="how long a batch waits for company")
+    decode_workers: int = Field(
+        2, ge=1, description="batches decoded at once per model, each by its own thread"
+    )
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="PyTorch threads per decode; default: the process's cores shared "
+        "among the decode workers",
+    )
     queue_size: int = Field(1024, ge=1, description="texts waiting per model; more gets 429")
 
     # rate limits per client (off when None): a client is its API key, else its address

@@ -215,6 +215,54 @@ def test_a_missed_deadline_takes_the_texts_out_of_the_queue() -> None:
     assert stalled > 0.01  # the worker is inside a batch: the liveness probe can see it
 
 
+def test_a_cancelled_request_leaves_the_queue_undecoded() -> None:
+    async def scenario() -> tuple[int, list]:
+        calls: list = []
+        batcher = _batcher(calls, max_wait_ms=300)
+        batcher.start()
+        try:
+            waiting = asyncio.ensure_future(batcher.submit(["gone", "too"], "x"))
+            await asyncio.sleep(0.05)
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            depth = batcher.depth
+            await asyncio.sleep(0.4)  # past the batch's wait: nothing left to decode
+        finally:
+            await batcher.close()
+        return depth, calls
+
+    depth, calls = asyncio.run(scenario())
+    assert depth == 0 and calls == []
+
+
+def test_two_workers_decode_two_batches_at_once() -> None:
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def decode(texts: list[str], options: str) -> list[str]:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.1)
+        with lock:
+            running[0] -= 1
+        return texts
+
+    async def scenario() -> None:
+        batcher: Batcher[str, str, str] = Batcher(
+            decode, lambda t, _: 1, max_sentences=2, max_cost=100, max_wait_ms=0,
+            queue_size=16, workers=2,
+        )  # fmt: skip
+        batcher.start()
+        try:
+            await asyncio.gather(*(batcher.submit([f"t{i}"], "x") for i in range(6)))
+        finally:
+            await batcher.close()
+
+    asyncio.run(scenario())
+    assert most[0] == 2
+
+
 def test_settings_precedence_flags_environment_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
