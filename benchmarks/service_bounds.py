@@ -21,6 +21,7 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -31,7 +32,7 @@ from service.settings import Settings
 from training.data import read_lines
 
 
-def fit(tokens: list[str], count, limit: int) -> str:
+def fit(tokens: list[str], count: Callable[[str], int], limit: int) -> str:
     """The longest prefix of the words ``tokens`` whose subword count stays within limit."""
     low, high = 1, len(tokens)
     while low < high:
@@ -41,6 +42,14 @@ def fit(tokens: list[str], count, limit: int) -> str:
         else:
             high = mid - 1
     return " ".join(tokens[:low])
+
+
+def expanding(count: Callable[[str], int], limit: int) -> str:
+    """The most U+FDFA (one character, 18 after normalization) within ``limit`` subwords."""
+    text = "\ufdfa"
+    while count(text + "\ufdfa") <= limit:
+        text += "\ufdfa"
+    return text
 
 
 def worst_requests(checkpoint: Path, sentences: list[str], s: Settings) -> dict[str, list[str]]:
@@ -54,7 +63,7 @@ def worst_requests(checkpoint: Path, sentences: list[str], s: Settings) -> dict[
     rng = random.Random(0)
     salad = " ".join(
         "".join(rng.choice("bcdfghjklmnpqrstvwxz") for _ in range(rng.randint(2, 9)))
-        for _ in range(400)
+        for _ in range(5000)
     ).split()
     per_text = s.max_request_tokens // s.max_texts
     requests = {
@@ -67,7 +76,7 @@ def worst_requests(checkpoint: Path, sentences: list[str], s: Settings) -> dict[
             fit(salad[i * 50 :], count, min(per_text * 3, s.max_text_tokens))[: s.max_chars]
             for i in range(s.max_request_tokens // min(per_text * 3, s.max_text_tokens))
         ],
-        "expanding characters": ["\ufdfa" * 11] * s.max_texts,
+        "expanding characters": [expanding(count, per_text)] * s.max_texts,
     }
     for name, texts in requests.items():
         total = sum(count(t) for t in texts)
@@ -97,11 +106,12 @@ async def probe(base: str, texts: list[str], s: Settings, short: str) -> dict:
         "status": response.status_code,
         "seconds": round(seconds, 2),
         "decode_ms_longest_batch": timing.get("decode_ms"),
-        "batches": len(set(timing.get("batch_sizes", []))) or None,
         "response_mb": round(len(response.content) / 1e6, 2),
         "error": response.json().get("error") if response.status_code != 200 else None,
         "short_status": small.status_code,
         "short_seconds": round(small_seconds, 2),
+        "short_queue_ms": round(small.json()["timing"]["queue_ms"]),
+        "short_decode_ms": round(small.json()["timing"]["decode_ms"]),
     }
 
 

@@ -99,6 +99,7 @@ class Batcher(Generic[Source, Options, Result]):
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._requests = itertools.count()
+        self._last_turn: dict[int, float] = {}  # request -> when its last batch was taken
         self.workers = workers
         self._threads: list[threading.Thread] = []
         # worker thread -> when the batch it decodes started
@@ -216,7 +217,7 @@ class Batcher(Generic[Source, Options, Result]):
                 if not self._pending:
                     self._changed.wait()
                     continue
-                first = self._pending[0]
+                first = self._lead()
                 batch = self._batch_of(first)
                 remaining = first.arrived + self.max_wait - time.monotonic()
                 if remaining > 0 and not self._is_full(batch):
@@ -227,6 +228,26 @@ class Batcher(Generic[Source, Options, Result]):
                 return batch
         return None
 
+    def _lead(self) -> _Item[Source, Options, Result]:
+        """The text whose request has waited longest (since it arrived, or since its
+        last batch was done): it leads the next batch, and its options decide which
+        texts may join. Oldest-first alone would let a large request with other search
+        options hold every later request back until all its texts are done."""
+        return min(
+            (item for item in self._pending if not item.abandoned),
+            key=lambda item: self._last_turn.get(item.request, item.arrived),
+        )
+
+    def _note_turns(self, batch: list[_Item[Source, Options, Result]]) -> None:
+        """Record that the requests of ``batch`` just had a turn."""
+        now = time.monotonic()
+        with self._changed:
+            for item in batch:
+                self._last_turn[item.request] = now
+            waiting = {item.request for item in self._pending}
+            for request in [r for r in self._last_turn if r not in waiting]:
+                del self._last_turn[request]
+
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
             try:
@@ -236,6 +257,7 @@ class Batcher(Generic[Source, Options, Result]):
                 self._deliver(batch, err)
             finally:
                 self._busy_since.pop(threading.get_ident(), None)
+                self._note_turns(batch)
 
     def _decode_batch(self, batch: list[_Item[Source, Options, Result]]) -> None:
         self._busy_since[threading.get_ident()] = start = time.monotonic()

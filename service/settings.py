@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # dynamic batching
     max_batch_sentences: int = Field(64, ge=1, description="sentences per batched decode")
     max_batch_work: int = Field(
-        8000,
+        4000,
         ge=1,
         description="source subwords x beam size per batched decode: bounds how long one "
         "batch (and so a request queued behind it) takes",

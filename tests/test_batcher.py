@@ -128,6 +128,24 @@ def test_a_small_request_behind_a_large_one_is_in_the_next_batch() -> None:
     assert all(len(texts) <= 2 for texts, _ in calls)  # 3 + 3 words fill the cost of 6
 
 
+def test_a_small_request_with_other_options_is_not_held_back_by_a_large_one() -> None:
+    async def scenario() -> list:
+        calls: list = []
+        batcher = _batcher(calls, max_sentences=2, max_cost=100, max_wait_ms=0)
+        batcher.start()
+        try:
+            large = asyncio.ensure_future(batcher.submit(["text"] * 12, "beam10"))
+            await asyncio.sleep(0.005)  # the first batch of the large request is decoding
+            await batcher.submit(["short"], "beam5")
+            await large
+        finally:
+            await batcher.close()
+        return calls
+
+    calls = asyncio.run(scenario())
+    assert next(i for i, (_, options) in enumerate(calls) if options == "beam5") <= 1, calls
+
+
 def test_a_failing_text_fails_alone_and_the_worker_goes_on() -> None:
     def decode(texts: list[str], options: str) -> list[str]:
         if "bad" in texts:
