@@ -136,8 +136,9 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
 
     ``None`` means full fp32. ``auto`` picks bf16 where the hardware has it, else
     fp16 on CUDA and fp32 on CPU. fp16 is only offered on CUDA, where a gradient
-    scaler guards it; on CPU it would underflow without one. Parameters and the
-    optimizer stay in fp32 in every case.
+    scaler guards it; on CPU it would underflow without one; bf16 on CPU only where
+    the CPU has bf16 instructions. Parameters and the optimizer stay in fp32 in every
+    case.
     """
     if precision == "auto":
         if native_bf16(device):
@@ -146,6 +147,12 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     if precision == "fp32":
         return None
     if precision == "bf16":
+        if device.type == "cpu" and not native_bf16(device):
+            # oneDNN has no emulated bf16 LSTM: it fails in the first forward pass
+            raise ValueError(
+                "precision bf16 needs a CPU with bf16 instructions (AVX-512 BF16 or AMX); "
+                "this one has none: use fp32, or auto (bf16 wherever it is available)"
+            )
         return torch.bfloat16
     if precision == "fp16":
         if device.type != "cuda":

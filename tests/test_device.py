@@ -35,7 +35,7 @@ def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
         ("cuda", False, "fp16", torch.float16),
         ("cpu", True, "auto", torch.bfloat16),
         ("cpu", False, "auto", None),  # emulated bf16 would be slower than fp32
-        ("cpu", False, "bf16", torch.bfloat16),
+        ("cpu", True, "bf16", torch.bfloat16),
         ("cpu", True, "fp32", None),
     ],
 )
@@ -57,8 +57,22 @@ def test_fp16_and_unknown_precisions_are_refused_on_cpu() -> None:
         dev.autocast_dtype(torch.device("cpu"), "fp8")
 
 
+def test_bf16_on_a_cpu_without_bf16_instructions_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dev, "native_bf16", lambda d: False)
+    with pytest.raises(ValueError, match="bf16 instructions"):
+        dev.autocast_dtype(torch.device("cpu"), "bf16")
+
+
 def test_bf16_autocast_training_runs_on_cpu(tiny_config: dict) -> None:
+    """Trains in bf16 where this CPU has it; elsewhere the run is refused up front
+    (oneDNN cannot run an LSTM in emulated bf16), not in its first step."""
     tiny_config["train"]["precision"] = "bf16"
+    if not dev.native_bf16(torch.device("cpu")):
+        with pytest.raises(ValueError, match="bf16 instructions"):
+            Trainer(validate_config(tiny_config))
+        return
     trainer = Trainer(validate_config(tiny_config))
     assert trainer.amp_dtype is torch.bfloat16
     assert not trainer.scaler.is_enabled()  # only fp16 needs loss scaling
