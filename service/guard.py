@@ -23,6 +23,11 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
 
 
+def key_outside_body(request: Request) -> str | None:
+    """The API key from the ``X-API-Key`` header or the ``api_key`` query parameter."""
+    return request.headers.get("x-api-key") or request.query_params.get("api_key")
+
+
 def json_too_deep(body: bytes, limit: int) -> bool:
     """Whether a JSON text nests arrays and objects deeper than ``limit``.
 
@@ -64,7 +69,7 @@ class RequestGuard:
 
     def _admit(self, request: Request) -> None:
         """Key (when not in the body) and request rate; raises APIError 401/403/429."""
-        key = request.headers.get("x-api-key") or request.query_params.get("api_key")
+        key = key_outside_body(request)
         if self.settings.api_keys:
             if key and not self.settings.key_is_valid(key):
                 raise APIError(403, "invalid API key", "api_key")

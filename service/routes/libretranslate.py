@@ -21,6 +21,7 @@ from service.dependencies import (
     translate_texts,
 )
 from service.errors import APIError, describe_validation_error
+from service.guard import key_outside_body
 from service.routes.translate import ERRORS
 from service.schemas import Language, LibreTranslateRequest, LibreTranslateResponse
 
@@ -84,7 +85,7 @@ async def libre_translate(
     except ValidationError as err:
         message, field = describe_validation_error(err.errors())
         raise APIError(422, message, field) from err
-    key = request.headers.get("x-api-key") or request.query_params.get("api_key") or body.api_key
+    key = key_outside_body(request) or body.api_key
     check_api_key(settings, key)
     texts = checked_texts(body.q, settings, "q")
     source = body.source

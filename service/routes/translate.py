@@ -18,6 +18,7 @@ from service.dependencies import (
     search_options,
     translate_texts,
 )
+from service.guard import key_outside_body
 from service.schemas import (
     Alternative,
     ErrorResponse,
@@ -65,7 +66,7 @@ async def translate(
     served = choose_model(registry, body.model, body.source, body.target)
     options = search_options(settings, body.beam_size, body.alpha, body.n_best, body.alignments)
     sources = encode_within_limits(served, texts, settings, "text")
-    count_characters(request, texts, request.headers.get("x-api-key"))
+    count_characters(request, texts, key_outside_body(request))
     done = await translate_texts(request, served, sources, options)
     return TranslateResponse(
         model=served.name,
