@@ -471,9 +471,10 @@ class Trainer:
                     window["time"] += time.monotonic() - validation_started
                     saved_at = time.monotonic()
                 elif save_due and not stop:
-                    p.minutes = minutes
+                    p.minutes, saving = minutes, time.monotonic()
                     self.save({"saved": "periodic"}, best=False, rolling=False)
                     saved_at = time.monotonic()
+                    window["time"] += saved_at - saving  # as for validation: not training
                 if max_steps is not None and p.step >= max_steps:
                     bar.close()
                     return f"max_steps {max_steps} reached"
