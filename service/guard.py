@@ -96,7 +96,10 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if json_too_deep(body, self.settings.max_json_depth):
+        content_type = Request(scope).headers.get("content-type", "")
+        # forms carry brackets as text; FastAPI reads a body without a type as JSON
+        is_json = not content_type or "json" in content_type.lower()
+        if is_json and json_too_deep(body, self.settings.max_json_depth):
             raise APIError(
                 400, f"JSON body nested deeper than {self.settings.max_json_depth} levels"
             )

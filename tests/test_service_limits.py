@@ -34,6 +34,13 @@ def test_body_size_depth_and_subword_limits_are_4xx_naming_the_limit(toy_model: 
         libre = c.post("/translate", content=b'{"q": ' + b"[" * 500 + b"]" * 500 + b"}",
                        headers={"content-type": "application/json"})  # fmt: skip
         assert libre.status_code == 400
+        # brackets in a form are text, not nesting
+        for sent in (
+            {"data": {**BODY, "q": "[" * 20 + "{" * 20}},
+            {"files": {"q": (None, "[" * 30)}, "data": BODY},
+        ):
+            answer = c.post("/translate", **sent)  # type: ignore[arg-type]
+            assert "nested" not in answer.text and answer.status_code != 400, answer.text
         long_text = c.post("/v1/translate", json={**BODY, "text": "the big red dog runs " * 4})
         assert long_text.status_code == 422
         assert (
