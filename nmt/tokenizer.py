@@ -17,8 +17,9 @@ import io
 import itertools
 import logging
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
@@ -30,6 +31,13 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 # SentencePiece's list calls spread the work over threads, at a fixed cost of ~0.6 ms a
 # call; one call a text costs ~9 us a text. Below this many texts, call per text.
 LIST_CALL_MIN = 128
+
+
+def _per_item_or_list(call: Callable[[Any], Any], items: list[Any]) -> Any:
+    """``call`` on the whole list, or item by item for short lists (see LIST_CALL_MIN)."""
+    if len(items) < LIST_CALL_MIN:
+        return [call(item) for item in items]
+    return call(items)
 
 
 def normalize(text: str) -> str:
@@ -163,10 +171,9 @@ class Tokenizer:
         return sp_id if self._to_model is None else self._to_model[sp_id]
 
     def _sp_encode(self, texts: Iterable[str]) -> list[list[int]]:
-        normalized = [normalize(t) for t in texts]
-        if len(normalized) < LIST_CALL_MIN:
-            return [self.sp.encode(t, out_type=int) for t in normalized]
-        return self.sp.encode(normalized, out_type=int)
+        return _per_item_or_list(
+            lambda x: self.sp.encode(x, out_type=int), [normalize(t) for t in texts]
+        )
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Texts -> model subword ids (no BOS/EOS)."""
@@ -185,7 +192,4 @@ class Tokenizer:
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         """Model subword ids -> detokenized texts."""
-        sp_ids = [self._sp_ids(x) for x in ids]
-        if len(sp_ids) < LIST_CALL_MIN:
-            return [self.sp.decode(x) for x in sp_ids]
-        return self.sp.decode(sp_ids)
+        return _per_item_or_list(self.sp.decode, [self._sp_ids(x) for x in ids])

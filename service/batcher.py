@@ -99,7 +99,7 @@ class Batcher(Generic[Source, Options, Result]):
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._requests = itertools.count()
-        self._last_turn: dict[int, float] = {}  # request -> when its last batch was taken
+        self._last_turn: dict[int, float] = {}  # request -> when its last batch was done
         self.workers = workers
         self._threads: list[threading.Thread] = []
         # worker thread -> when the batch it decodes started

@@ -12,7 +12,7 @@ from nmt.search import SearchConfig
 from nmt.translator import Translation
 from service.batcher import BatchInfo, DeadlineExceeded, QueueFull
 from service.errors import APIError
-from service.rate_limits import RateLimits, client_identity
+from service.rate_limits import RateLimits
 from service.registry import ModelRegistry, ServedModel, UnknownModel
 from service.settings import Settings
 
@@ -33,28 +33,17 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 
 
-def check_api_key(settings: Settings, key: str | None) -> None:
-    """Raise 401/403 unless keys are off or ``key`` is one of them."""
-    if not settings.api_keys:
-        return
-    if not key:
-        raise APIError(401, "an API key is required (X-API-Key header or api_key)", "api_key")
-    if not settings.key_is_valid(key):
-        raise APIError(403, "invalid API key", "api_key")
-
-
 def count_characters(request: Request, texts: list[str], key: str | None) -> None:
     """Charge the texts to the client's character rate (429 past it)."""
     rate_limits: RateLimits = request.app.state.rate_limits
-    client = client_identity(request, request.app.state.settings, key)
-    rate_limits.count_characters(client, sum(len(t) for t in texts))
+    rate_limits.count_characters(request, key, sum(len(t) for t in texts))
 
 
 async def api_key_header(
-    settings: SettingsDep,
     x_api_key: Annotated[str | None, Header(description="needed when the server has keys")] = None,
 ) -> None:
-    check_api_key(settings, x_api_key)
+    """Declares the key header in the API schema; ``RequestGuard`` has already checked
+    it, before the body was read."""
 
 
 def checked_texts(text: str | list[str], settings: Settings, field: str) -> list[str]:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import APIError, error_response
-from service.rate_limits import RateLimits, client_identity
+from service.rate_limits import RateLimits
 from service.settings import Settings
 
 # Routes that translate (and so need a key when keys are set, and count against rates).
@@ -26,6 +26,16 @@ _BRACKET = re.compile(rb"[\[\]{}]")
 def key_outside_body(request: Request) -> str | None:
     """The API key from the ``X-API-Key`` header or the ``api_key`` query parameter."""
     return request.headers.get("x-api-key") or request.query_params.get("api_key")
+
+
+def check_api_key(settings: Settings, key: str | None) -> None:
+    """Raise 401/403 unless keys are off or ``key`` is one of them."""
+    if not settings.api_keys:
+        return
+    if not key:
+        raise APIError(401, "an API key is required (X-API-Key header or api_key)", "api_key")
+    if not settings.key_is_valid(key):
+        raise APIError(403, "invalid API key", "api_key")
 
 
 def json_too_deep(body: bytes, limit: int) -> bool:
@@ -56,11 +66,12 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        request = Request(scope)
         try:
             if scope["path"] in TRANSLATION_PATHS:
-                self._admit(Request(scope))
+                self._admit(request)
             if scope["method"] in ("POST", "PUT", "PATCH"):
-                receive = await self._bounded_body(scope, receive)
+                receive = await self._bounded_body(request, receive)
         except APIError as err:
             response = error_response(err.status, err.message, err.field, err.headers)
             await response(scope, receive, send)
@@ -70,18 +81,15 @@ class RequestGuard:
     def _admit(self, request: Request) -> None:
         """Key (when not in the body) and request rate; raises APIError 401/403/429."""
         key = key_outside_body(request)
-        if self.settings.api_keys:
-            if key and not self.settings.key_is_valid(key):
-                raise APIError(403, "invalid API key", "api_key")
-            if not key and request.url.path not in KEY_IN_BODY_PATHS:
-                raise APIError(401, "an API key is required (X-API-Key header)", "api_key")
-        self.rate_limits.count_request(client_identity(request, self.settings, key))
+        if key or request.url.path not in KEY_IN_BODY_PATHS:  # else the route checks the body's
+            check_api_key(self.settings, key)
+        self.rate_limits.count_request(request, key)
 
-    async def _bounded_body(self, scope: Scope, receive: Receive) -> Receive:
+    async def _bounded_body(self, request: Request, receive: Receive) -> Receive:
         """Read the body within ``max_body_bytes`` (413 beyond), check its JSON depth
         (400 beyond), and return a ``receive`` that hands it to the app."""
         limit = self.settings.max_body_bytes
-        declared = Request(scope).headers.get("content-length", "")
+        declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise APIError(413, f"request body of {declared} bytes exceeds {limit} bytes")
         chunks, size = [], 0
@@ -96,7 +104,7 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        content_type = Request(scope).headers.get("content-type", "")
+        content_type = request.headers.get("content-type", "")
         # forms carry brackets as text; FastAPI reads a body without a type as JSON
         is_json = not content_type or "json" in content_type.lower()
         if is_json and json_too_deep(body, self.settings.max_json_depth):

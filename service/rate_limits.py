@@ -34,23 +34,27 @@ def client_identity(request: Request, settings: Settings, key: str | None) -> st
 
 
 class RateLimits:
-    """The server's request and character limits; both off when not configured."""
+    """The server's request and character limits; both off when not configured (and
+    then cost a request nothing, not even working out who the client is)."""
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._requests = _per_minute(settings.rate_limit_requests)
         self._chars = _per_minute(settings.rate_limit_chars)
 
-    def count_request(self, client: str) -> None:
-        """Count one request of ``client``; raise 429 with Retry-After past the limit."""
+    def count_request(self, request: Request, key: str | None) -> None:
+        """Count one request of its client; raise 429 with Retry-After past the limit."""
         if self._requests is not None:
+            client = client_identity(request, self._settings, key)
             self._hit(self._requests, client, 1, "requests")
 
-    def count_characters(self, client: str, characters: int) -> None:
-        """Count ``characters`` to translate for ``client``; 429 past the limit (413 for
-        a single request larger than a whole minute's allowance)."""
+    def count_characters(self, request: Request, key: str | None, characters: int) -> None:
+        """Count ``characters`` to translate for the request's client; 429 past the
+        limit (413 for a single request larger than a whole minute's allowance)."""
         if self._chars is None:
             return
+        client = client_identity(request, self._settings, key)
         if characters > self._chars.amount:
             raise APIError(
                 413,

@@ -80,14 +80,12 @@ class ModelRegistry:
 
     def states(self) -> dict[str, Literal["loading", "loaded", "failed"]]:
         """Every configured model's state, by name."""
-        return {
-            name: "loaded"
-            if name in self.models
-            else "failed"
-            if name in self.failed
-            else "loading"
-            for name in self.paths
-        }
+        return {name: self._state(name) for name in self.paths}
+
+    def _state(self, name: str) -> Literal["loading", "loaded", "failed"]:
+        if name in self.models:
+            return "loaded"
+        return "failed" if name in self.failed else "loading"
 
     def stalled(self) -> list[str]:
         """Models whose decoding worker has been stuck longer than ``stall_seconds``."""

@@ -29,15 +29,12 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.app = app
         self.delay = delay
-        self._draining = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._draining or self.delay <= 0:
-            self.app.state.draining = True
+        already, self.app.state.draining = self.app.state.draining, True
+        if already or self.delay <= 0:
             super().handle_exit(sig, frame)
             return
-        self._draining = True
-        self.app.state.draining = True
         log.warning("signal %d: draining; /ready is 503, closing in %.1f s", sig, self.delay)
         timer = threading.Timer(self.delay, super().handle_exit, (sig, None))
         timer.daemon = True

@@ -108,41 +108,40 @@ def test_a_full_queue_refuses_new_texts() -> None:
     asyncio.run(scenario())
 
 
-def test_a_small_request_behind_a_large_one_is_in_the_next_batch() -> None:
+def _large_then_small(
+    large: tuple[list[str], str], small: tuple[list[str], str], **limits: float
+) -> list:
+    """The decode calls when ``small`` arrives while ``large``'s first batch decodes."""
+
     async def scenario() -> list:
         calls: list = []
-        batcher = _batcher(calls, max_sentences=64, max_cost=6, max_wait_ms=0)
+        batcher = _batcher(calls, max_wait_ms=0, **limits)
         batcher.start()
         try:
-            large = asyncio.ensure_future(batcher.submit(["long text here"] * 12, "x"))
+            waiting = asyncio.ensure_future(batcher.submit(*large))
             await asyncio.sleep(0.005)  # the first batch of the large request is decoding
-            await batcher.submit(["short"], "x")
-            await large
+            await batcher.submit(*small)
+            await waiting
         finally:
             await batcher.close()
         return calls
 
-    calls = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_small_request_behind_a_large_one_is_in_the_next_batch() -> None:
+    calls = _large_then_small(
+        (["long text here"] * 12, "x"), (["short"], "x"), max_sentences=64, max_cost=6
+    )
     batch_of_short = next(i for i, (texts, _) in enumerate(calls) if "short" in texts)
     assert batch_of_short <= 1, calls
     assert all(len(texts) <= 2 for texts, _ in calls)  # 3 + 3 words fill the cost of 6
 
 
 def test_a_small_request_with_other_options_is_not_held_back_by_a_large_one() -> None:
-    async def scenario() -> list:
-        calls: list = []
-        batcher = _batcher(calls, max_sentences=2, max_cost=100, max_wait_ms=0)
-        batcher.start()
-        try:
-            large = asyncio.ensure_future(batcher.submit(["text"] * 12, "beam10"))
-            await asyncio.sleep(0.005)  # the first batch of the large request is decoding
-            await batcher.submit(["short"], "beam5")
-            await large
-        finally:
-            await batcher.close()
-        return calls
-
-    calls = asyncio.run(scenario())
+    calls = _large_then_small(
+        (["text"] * 12, "beam10"), (["short"], "beam5"), max_sentences=2, max_cost=100
+    )
     assert next(i for i, (_, options) in enumerate(calls) if options == "beam5") <= 1, calls
 
 

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from service.dependencies import (
     RegistryDep,
     SettingsDep,
-    check_api_key,
     checked_texts,
     choose_model,
     count_characters,
@@ -21,7 +20,7 @@ from service.dependencies import (
     translate_texts,
 )
 from service.errors import APIError, describe_validation_error
-from service.guard import key_outside_body
+from service.guard import check_api_key, key_outside_body
 from service.routes.translate import ERRORS
 from service.schemas import Language, LibreTranslateRequest, LibreTranslateResponse
 
