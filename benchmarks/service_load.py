@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 from nmt.device import resident_bytes
@@ -49,26 +50,32 @@ def rss_mib(pid: int) -> float:
 
 
 async def load(base: str, sentences: list[str], clients: int) -> dict:
-    """Send every sentence as its own request, ``clients`` at a time."""
+    """Send every sentence as its own request, ``clients`` at a time.
+
+    aiohttp rather than httpx: the load generator shares the server's cores, and
+    aiohttp's client costs about a tenth of httpx's CPU per request (0.4 against
+    3.6-5.3 ms, measured).
+    """
     queue: asyncio.Queue[str] = asyncio.Queue()
     for s in sentences:
         queue.put_nowait(s)
     latencies: list[float] = []
     batch_sizes: list[int] = []
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client(http: aiohttp.ClientSession) -> None:
         while not queue.empty():
             text = queue.get_nowait()
             start = time.perf_counter()
-            response = await http.post(
-                "/v1/translate", json={"text": text, "model": "m", "alignments": False}
-            )
-            response.raise_for_status()
+            body = {"text": text, "model": "m", "alignments": False}
+            async with http.post(f"{base}/v1/translate", json=body) as response:
+                response.raise_for_status()
+                answer = await response.json()
             latencies.append((time.perf_counter() - start) * 1000)
-            batch_sizes.extend(response.json()["timing"]["batch_sizes"])
+            batch_sizes.extend(answer["timing"]["batch_sizes"])
 
-    limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
