@@ -5,16 +5,18 @@ updates an LSTM (or GRU) stack, attends over the encoder states with the top
 hidden state, and mixes context and state into the attentional vector
 ``tanh(W [h_t; c_t])`` that both predicts y_t and is fed to step t+1.
 
-The recurrence is written out (rather than ``nn.LSTMCell``) so that the
-embedding part of the first layer's gates is computed for all time steps in one
-matrix product, and the rest of the input and the hidden state share one
-matrix product per step.
+The recurrence is written out (rather than ``nn.LSTMCell``) for training speed: in
+teacher forcing the embedding part of the first layer's gates is computed for all
+time steps in one matrix product, and the rest of the input and the hidden state
+share one matrix product per step (``RecurrentLayer.step_weights``). A reference test
+keeps the step equal to ``nn.LSTMCell`` / ``nn.GRUCell`` with the same weights.
+Inference speed-ups (tables, int8) are not here: see ``nmt.inference``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, TypeAlias, cast
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -23,25 +25,38 @@ from torch import nn
 from nmt.attention import build_attention
 from nmt.dropout import Dropout
 
-# A weight matrix, or its int8 form packed by ``nmt.quantization`` for inference.
-Weight: TypeAlias = torch.Tensor | torch.ScriptObject
+
+def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LSTM update from gates (B, 4D) in the order input, forget, cell, output and the
+    previous cell state c (B, D) -> new h (B, D), new c (B, D)."""
+    i, f, g, o = gates.chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
 
 
-def linear(x: torch.Tensor, weight: Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear``, or a dynamic int8 product when ``weight`` is packed (bias in fp32)."""
-    if isinstance(weight, torch.Tensor):
-        return F.linear(x, weight, bias)
-    out = torch.ops.quantized.linear_dynamic(x.float(), weight, reduce_range=True)
-    return out if bias is None else out + bias
+def gru_cell(x_gates: torch.Tensor, h_gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """GRU update from the input's gates (B, 3D) and the hidden state's (B, 3D), both in
+    the order reset, update, candidate, and the previous state h (B, D) -> new h (B, D)."""
+    xr, xz, xn = x_gates.chunk(3, dim=1)
+    hr, hz, hn = h_gates.chunk(3, dim=1)
+    r = torch.sigmoid(xr + hr)
+    z = torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)
+    return (1 - z) * n + z * h
+
+
+class StepWeights(NamedTuple):
+    """A layer's weights arranged for steps whose first P input features were projected
+    ahead (see ``RecurrentLayer.step_weights``)."""
+
+    precomputed: torch.Tensor  # G x P: applied to all steps at once
+    recurrent: torch.Tensor  # G x (I - P [+ D]): applied at every step
+    hidden: torch.Tensor | None  # G x D: GRU only
+    bias: torch.Tensor  # G: input bias, added to the precomputed part when there is one
 
 
 class RecurrentLayer(nn.Module):
-    """One LSTM or GRU layer, ``gates = W_x x + W_h h + b``, applied step by step.
-
-    The weights are rearranged once per sequence by ``step_weights`` (not at every
-    step): slicing a parameter inside the time loop would make autograd build a
-    full-size zero gradient for each slice, which dominated the step time.
-    """
+    """One LSTM or GRU layer, ``gates = W_x x + W_h h + b``, applied step by step."""
 
     def __init__(self, cell: str, input_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -55,16 +70,16 @@ class RecurrentLayer(nn.Module):
         self.bias_h = (
             nn.Parameter(torch.empty(gates).uniform_(-bound, bound)) if cell == "gru" else None
         )
-        # Set by nmt.quantization for int8 inference: step_weights then returns these.
-        self.packed: StepWeights | None = None
 
     def step_weights(self, precomputed: int) -> StepWeights:
-        """Weights for steps whose first ``precomputed`` input features were projected ahead.
+        """The weights split for steps whose first ``precomputed`` input features were
+        projected ahead; for LSTM the rest of the input and the hidden state share one
+        matrix product.
 
-        For LSTM the rest of the input and the hidden state share one matrix product.
+        Done once per sequence, not at every step: slicing a parameter inside the time
+        loop would make autograd build a full-size zero gradient for each slice, which
+        dominated the training step.
         """
-        if self.packed is not None:
-            return self.packed
         w_pre, w_rest = self.weight_x.split(
             [precomputed, self.weight_x.size(1) - precomputed], dim=1
         )
@@ -91,31 +106,14 @@ class RecurrentLayer(nn.Module):
         """
         # Gates and state stay fp32 under autocast: a bf16 cell state (8 significant
         # bits) would round away the small updates that accumulate over a sentence.
+        input_bias = (pre_gates if pre_gates is not None else w.bias).float()
         if self.cell == "lstm":
             assert c is not None
-            gates = linear(torch.cat([x, h], dim=1), w.recurrent).float()
-            gates = gates + (pre_gates if pre_gates is not None else w.bias).float()
-            i, f, g, o = gates.chunk(4, dim=1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            return torch.sigmoid(o) * torch.tanh(c), c
+            gates = F.linear(torch.cat([x, h], dim=1), w.recurrent).float() + input_bias
+            return lstm_cell(gates, c)
         assert w.hidden is not None
-        x_gates = linear(x, w.recurrent).float()
-        x_gates = x_gates + (pre_gates if pre_gates is not None else w.bias).float()
-        xr, xz, xn = x_gates.chunk(3, dim=1)
-        hr, hz, hn = linear(h, w.hidden, self.bias_h).float().chunk(3, dim=1)
-        r = torch.sigmoid(xr + hr)
-        z = torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + r * hn)
-        return (1 - z) * n + z * h, None
-
-
-class StepWeights(NamedTuple):
-    """Per-sequence arrangement of a layer's weights (see ``RecurrentLayer.step_weights``)."""
-
-    precomputed: Weight  # G x P: applied to all steps at once
-    recurrent: Weight  # G x (I - P [+ D]): applied at every step
-    hidden: Weight | None  # G x D: GRU only
-    bias: torch.Tensor  # G: input bias, added to the precomputed part when there is one
+        x_gates = F.linear(x, w.recurrent).float() + input_bias
+        return gru_cell(x_gates, F.linear(h, w.hidden, self.bias_h).float(), h), None
 
 
 @dataclass
@@ -123,17 +121,16 @@ class Memory:
     """What the decoder reads at every step; fixed for a batch of sentences.
 
     memory: (B, S, M) encoder states; keys: (B, S, K) projected keys;
-    mask: (B, S) True on real source tokens; weights: the layers' step weights.
+    mask: (B, S) True on real source tokens.
     """
 
     memory: torch.Tensor
     keys: torch.Tensor
     mask: torch.Tensor
-    weights: list[StepWeights]
 
     def select(self, index: torch.Tensor) -> Memory:
         """Keep (and repeat or reorder) the rows in ``index`` (N,)."""
-        return Memory(self.memory[index], self.keys[index], self.mask[index], self.weights)
+        return Memory(self.memory[index], self.keys[index], self.mask[index])
 
 
 @dataclass
@@ -183,31 +180,6 @@ class Decoder(nn.Module):
         self.bridge_c = nn.Linear(encoder_size, hidden_size) if cell == "lstm" else None
         self.attention = build_attention(attention, hidden_size, encoder_size)
         self.combine = nn.Linear(hidden_size + encoder_size, hidden_size, bias=False)
-        # (V, G) embedding part of layer 0's gates for every token, set by
-        # ``tabulate_embedding_gates`` for inference; dropped when training resumes.
-        self.gate_table: torch.Tensor | None = None
-
-    def train(self, mode: bool = True) -> Decoder:
-        if mode:
-            self.gate_table = None
-        return super().train(mode)
-
-    @torch.no_grad()
-    def tabulate_embedding_gates(self, max_bytes: int = 256 * 2**20) -> bool:
-        """Precompute the embedding part of layer 0's gates for the whole vocabulary.
-
-        A search step then looks its rows up instead of multiplying the embeddings
-        (B x E by E x G) at every step: 9 % faster fp32 beam search for the default
-        model, whose table takes 45 MB. Skipped when the table would exceed
-        ``max_bytes``. Inference only: switches to eval mode. Returns whether the
-        table was built.
-        """
-        self.eval()
-        first = cast(RecurrentLayer, self.layers[0]).step_weights(self.emb_size)
-        if self.embed.num_embeddings * first.bias.numel() * 4 > max_bytes:
-            return False
-        self.gate_table = self._embedding_gates(self.embed.weight, first).float()
-        return True
 
     def init_state(
         self, memory: torch.Tensor, final: list[torch.Tensor], src_mask: torch.Tensor
@@ -227,34 +199,36 @@ class Decoder(nn.Module):
             c = tuple(torch.tanh(self.bridge_c(final[1][i])) for i in pick)
         feed = memory.new_zeros(memory.size(0), self.hidden_size)
         keys = self.attention.project_keys(memory)
-        weights = [
+        return Memory(memory, keys, src_mask), DecoderState(h, c, feed)
+
+    def step_weights(self) -> list[StepWeights]:
+        """Every layer's step weights; layer 0's embedding part is projected ahead."""
+        return [
             cast(RecurrentLayer, layer).step_weights(self.emb_size if i == 0 else 0)
             for i, layer in enumerate(self.layers)
         ]
-        return Memory(memory, keys, src_mask, weights), DecoderState(h, c, feed)
 
-    @staticmethod
-    def _embedding_gates(emb: torch.Tensor, first: StepWeights) -> torch.Tensor:
-        """(..., E) embeddings -> (..., G): the embedding part of layer 0's gates, bias
-        included; ``first``: layer 0's step weights."""
-        return linear(emb, first.precomputed, first.bias)
+    def attend(self, top: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """top: (B, D) top layer's state -> attentional vector (B, D), attention (B, S)."""
+        context, attn = self.attention(top, memory.keys, memory.memory, memory.mask)
+        return self.dropout(torch.tanh(self.combine(torch.cat([top, context], dim=1)))), attn
 
     def _step(
-        self, emb_gates: torch.Tensor, state: DecoderState, memory: Memory
+        self,
+        emb_gates: torch.Tensor,
+        state: DecoderState,
+        memory: Memory,
+        weights: list[StepWeights],
     ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
         """emb_gates: (B, G) -> attentional vector (B, D), attention (B, S), new state."""
         hs: list[torch.Tensor] = []
         cs: list[torch.Tensor | None] = []
         for i, layer in enumerate(self.layers):
             pre, x = (emb_gates, state.feed) if i == 0 else (None, self.dropout(hs[-1]))
-            h, c = layer(
-                pre, x, state.h[i], None if state.c is None else state.c[i], memory.weights[i]
-            )
+            h, c = layer(pre, x, state.h[i], None if state.c is None else state.c[i], weights[i])
             hs.append(h)
             cs.append(c)
-        top = hs[-1]
-        context, attn = self.attention(top, memory.keys, memory.memory, memory.mask)
-        out = self.dropout(torch.tanh(self.combine(torch.cat([top, context], dim=1))))
+        out, attn = self.attend(hs[-1], memory)
         new_c = None if state.c is None else tuple(c for c in cs if c is not None)
         return out, attn, DecoderState(tuple(hs), new_c, out)
 
@@ -269,13 +243,14 @@ class Decoder(nn.Module):
         Returns:
             outputs: (B, T, D) attentional vectors; attention: (B, T, S).
         """
+        weights = self.step_weights()
         emb = self.dropout(self.embed(tgt_in))  # B x T x E
-        emb_gates = self._embedding_gates(emb, memory.weights[0])  # B x T x G
+        emb_gates = F.linear(emb, weights[0].precomputed, weights[0].bias)  # B x T x G
         outputs, attentions = [], []
         # unbind once: indexing emb_gates[:, t] in the loop would give each step a
         # full-size zero gradient in the backward pass
         for step_gates in emb_gates.unbind(1):
-            out, attn, state = self._step(step_gates, state, memory)
+            out, attn, state = self._step(step_gates, state, memory, weights)
             outputs.append(out)
             attentions.append(attn)
         return torch.stack(outputs, dim=1), torch.stack(attentions, dim=1)
@@ -284,8 +259,6 @@ class Decoder(nn.Module):
         self, prev: torch.Tensor, memory: Memory, state: DecoderState
     ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
         """One search step. prev: (B,) last tokens -> output (B, D), attention (B, S), state."""
-        if self.gate_table is not None:
-            emb_gates = self.gate_table[prev]
-        else:
-            emb_gates = self._embedding_gates(self.embed(prev), memory.weights[0])
-        return self._step(emb_gates, state, memory)
+        weights = self.step_weights()
+        emb_gates = F.linear(self.embed(prev), weights[0].precomputed, weights[0].bias)
+        return self._step(emb_gates, state, memory, weights)

@@ -94,6 +94,10 @@ class Seq2Seq(nn.Module):
                 self.encoder.embed.weight[pad_id].zero_()
                 self.decoder.embed.weight[pad_id].zero_()
 
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.embed.weight.device
+
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
         """src: (B, S) ids, src_lengths: (B,) -> memory and initial decoder state."""
         memory, final = self.encoder(src, src_lengths)
@@ -104,7 +108,11 @@ class Seq2Seq(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
         """prev: (B,) -> log-probabilities (B, V), attention (B, S), new state."""
         out, attn, state = self.decoder.step(prev, memory, state)
-        return F.log_softmax(self.generator(out).float(), dim=-1), attn, state
+        return self.log_probs(out), attn, state
+
+    def log_probs(self, out: torch.Tensor) -> torch.Tensor:
+        """Attentional vectors (B, D) -> log-probabilities of the next token (B, V), fp32."""
+        return F.log_softmax(self.generator(out).float(), dim=-1)
 
     def forward(
         self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor

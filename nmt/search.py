@@ -23,7 +23,14 @@ class Selectable(Protocol):
 
 
 class SearchModel(Protocol):
-    """What search needs of a model; memory and state are opaque ``Selectable`` objects."""
+    """What search needs of a model (``Seq2Seq``, or the ``InferenceModel`` prepared
+    from it); memory and state are opaque ``Selectable`` objects."""
+
+    @property
+    def pad_id(self) -> int: ...
+
+    @property
+    def device(self) -> torch.device: ...
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Any, Any]: ...
 

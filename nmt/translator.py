@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,10 +10,10 @@ import torch
 
 from nmt.alignment import confidence, hard_alignment, word_attention, words
 from nmt.checkpoint import LoadedModel, load_model
-from nmt.device import autocast, autocast_dtype, resolve_device
-from nmt.model import Seq2Seq
-from nmt.quantization import quantize_int8
-from nmt.search import Hypothesis, SearchConfig, beam_search, greedy_search
+from nmt.device import autocast, resolve_device
+from nmt.inference import InferenceModel, prepare_for_inference
+from nmt.inference.prepare import Quantization
+from nmt.search import Hypothesis, SearchConfig, SearchModel, beam_search, greedy_search
 
 
 def empty_hypothesis(with_attention: bool) -> Hypothesis:
@@ -22,7 +23,7 @@ def empty_hypothesis(with_attention: bool) -> Hypothesis:
 
 
 def decode_ids(
-    model: Seq2Seq,
+    model: SearchModel,
     sources: list[list[int]],
     bos: int,
     eos: int,
@@ -37,7 +38,7 @@ def decode_ids(
 
     Returns the hypotheses in the order of ``sources``.
     """
-    device = next(model.parameters()).device
+    device = model.device
     pad = model.pad_id
     results: list[list[Hypothesis]] = [
         [] if ids else [empty_hypothesis(cfg.return_attention)] for ids in sources
@@ -79,39 +80,35 @@ class Translation:
 
 
 class Translator:
-    """A loaded model with its tokenizers, ready to translate raw text."""
+    """A model prepared for decoding, with its tokenizers: translates raw text.
 
-    def __init__(self, loaded: LoadedModel, precision: str = "fp32") -> None:
+    ``loaded`` describes the checkpoint (languages, step, scores); ``model`` is what
+    search runs on.
+    """
+
+    def __init__(self, loaded: LoadedModel, model: InferenceModel) -> None:
         self.loaded = loaded
-        self.model = loaded.model
+        self.model = model
         self.src_tok = loaded.src_tokenizer
         self.tgt_tok = loaded.tgt_tokenizer
-        self.device = next(self.model.parameters()).device
-        self.amp_dtype = autocast_dtype(self.device, precision)
+        self.device = model.device
+        self.amp_dtype = model.amp_dtype
 
     @classmethod
     def from_checkpoint(
         cls,
         path: str | Path,
         device: str = "auto",
-        quantize: str | None = None,
+        quantize: Quantization | None = None,
         precision: str = "fp32",
     ) -> Translator:
-        """Load ``path`` on ``device``.
-
-        ``quantize="int8"`` quantizes the model for CPU inference; ``precision``
-        (``fp32``, ``bf16``, ``auto``...) decodes under autocast, as in training.
-        """
+        """Load ``path`` on ``device`` and prepare it (``prepare_for_inference``):
+        ``quantize="int8"`` for CPU inference; ``precision`` (``fp32``, ``bf16``,
+        ``auto``...) decodes under autocast, as in training."""
         loaded = load_model(path, resolve_device(device))
-        # before int8 packing, so that the table holds the fp32 products
-        loaded.model.decoder.tabulate_embedding_gates()
-        if quantize == "int8":
-            if precision != "fp32":
-                raise ValueError("int8 quantization decodes in fp32; drop --precision")
-            loaded.model = quantize_int8(loaded.model)
-        elif quantize is not None:
-            raise ValueError(f"unknown quantization {quantize!r}; supported: int8")
-        return cls(loaded, precision)
+        model = prepare_for_inference(loaded.model, quantize, precision)
+        # one copy of the weights: the prepared model's (int8 quantized a copy)
+        return cls(dataclasses.replace(loaded, model=model.model), model)
 
     def translate(
         self, texts: list[str], cfg: SearchConfig | None = None, batch_size: int = 64

@@ -51,7 +51,7 @@ class ServedModel:
 
     @property
     def device(self) -> str:
-        return str(next(self.translator.model.parameters()).device)
+        return str(self.translator.device)
 
 
 class ModelRegistry:

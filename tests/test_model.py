@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from nmt.dropout import Dropout
 from nmt.model import ModelConfig, Seq2Seq
@@ -115,19 +116,47 @@ def test_dropout_zeroes_about_p_and_keeps_the_expectation() -> None:
     assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
 
 
+def reference_step(
+    model: Seq2Seq, prev: torch.Tensor, src: torch.Tensor, lengths: torch.Tensor, state
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """One decoder step of Luong et al. (2015) as a plain stack of ``nn.LSTMCell`` /
+    ``nn.GRUCell`` carrying the decoder's weights, and attention written out (general:
+    score = h . W m): what ``Decoder.step`` must compute, however it is arranged."""
+    decoder = model.decoder
+    memory, _ = model.encoder(src, lengths)  # B x S x M
+    x = torch.cat([decoder.embed(prev), state.feed], dim=1)
+    hs = []
+    for i, layer in enumerate(decoder.layers):
+        size = layer.weight_h.size(1)
+        cell = (nn.LSTMCell if layer.cell == "lstm" else nn.GRUCell)(x.size(1), size)
+        cell.weight_ih.data.copy_(layer.weight_x)
+        cell.weight_hh.data.copy_(layer.weight_h)
+        cell.bias_ih.data.copy_(layer.bias)
+        cell.bias_hh.data.copy_(layer.bias_h if layer.bias_h is not None else 0)
+        if layer.cell == "lstm":
+            h, _ = cell(x, (state.h[i], state.c[i]))
+        else:
+            h = cell(x, state.h[i])
+        hs.append(h)
+        x = h
+    scores = torch.einsum("bd,bsd->bs", hs[-1], decoder.attention.key_layer(memory))
+    scores = scores.masked_fill(src == PAD, float("-inf"))
+    attn = torch.softmax(scores, dim=-1)
+    context = torch.einsum("bs,bsm->bm", attn, memory)
+    out = torch.tanh(decoder.combine(torch.cat([hs[-1], context], dim=1)))
+    return torch.log_softmax(model.generator(out), dim=-1), attn, hs
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_tabulated_embedding_gates_give_the_same_step(cell: str) -> None:
+@torch.no_grad()
+def test_decoder_step_equals_lstm_and_gru_cells_with_the_same_weights(cell: str) -> None:
     model = tiny_model(cell, layers=2).eval()
-    src, lengths = torch.tensor([[5, 6, 7], [4, 8, 0]]), torch.tensor([3, 2])
-    prev = torch.tensor([9, 10])
+    src, lengths = torch.tensor([[5, 6, 7], [4, 8, PAD]]), torch.tensor([3, 2])
     memory, state = model.encode(src, lengths)
-    expected = model.step(prev, memory, state)
-    assert model.decoder.tabulate_embedding_gates()
-    assert model.decoder.gate_table is not None
-    got = model.step(prev, memory, state)
-    for e, g in zip(expected[:2], got[:2], strict=True):
-        torch.testing.assert_close(g, e)
-    model.train()  # training changes the weights: the table must not outlive it
-    assert model.decoder.gate_table is None
-    assert not model.decoder.tabulate_embedding_gates(max_bytes=100)
-    assert model.decoder.gate_table is None
+    for prev in (torch.tensor([BOS, BOS]), torch.tensor([9, 10]), torch.tensor([11, 4])):
+        expected_logp, expected_attn, expected_h = reference_step(model, prev, src, lengths, state)
+        logp, attn, state = model.step(prev, memory, state)
+        torch.testing.assert_close(logp, expected_logp)
+        torch.testing.assert_close(attn, expected_attn)
+        for h, e in zip(state.h, expected_h, strict=True):
+            torch.testing.assert_close(h, e)

@@ -35,6 +35,7 @@ from nmt.device import (
     keep_freed_memory,
     resolve_device,
 )
+from nmt.inference import prepare_for_inference
 from nmt.model import Seq2Seq
 from nmt.search import SearchConfig
 from nmt.translator import decode_ids
@@ -291,7 +292,7 @@ class Trainer:
             total += float(nll)
             tokens += batch.n_tokens
         hyps = decode_ids(
-            self.model,
+            prepare_for_inference(self.model),
             self.valid_sources,
             self.tgt_tok.bos_id,
             self.tgt_tok.eos_id,

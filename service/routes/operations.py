@@ -45,7 +45,7 @@ async def models(registry: RegistryDep) -> ModelsResponse:
                 name=m.name,
                 source=m.source,
                 target=m.target,
-                parameters=m.translator.model.num_parameters(),
+                parameters=m.translator.loaded.model.num_parameters(),
                 device=m.device,
                 step=m.translator.loaded.step,
                 checkpoint=m.path.name,
