@@ -27,8 +27,8 @@ import torch
 from torch.profiler import ProfilerActivity
 
 from nmt.search import SearchConfig
+from nmt.text_files import read_lines
 from nmt.translator import Translator
-from training.data import read_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import sacrebleu
 import sentencepiece as spm
 
-from training.data import read_lines
+from nmt.text_files import read_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 ONMT_TIMER = re.compile(r"Time w/o python interpreter load/terminate:\s*([0-9.]+)")

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from nmt.search import SearchConfig
+from nmt.text_files import read_lines
 from nmt.translator import Translator
-from training.data import read_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from service_load import ROOT, served
 
-from training.data import read_lines
+from nmt.text_files import read_lines
 
 JSON = {"content-type": "application/json"}
 ADVERSARIAL: list[tuple[str, str, dict]] = [

@@ -28,8 +28,8 @@ import httpx
 from service_load import ROOT, served
 
 from nmt.checkpoint import read_checkpoint, tokenizers
+from nmt.text_files import read_lines
 from service.settings import Settings
-from training.data import read_lines
 
 
 def fit(tokens: list[str], count: Callable[[str], int], limit: int) -> str:

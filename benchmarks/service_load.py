@@ -32,8 +32,8 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from nmt.device import resident_bytes
-from training.data import read_lines
+from nmt.process import resident_bytes
+from nmt.text_files import read_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -118,6 +118,36 @@ def tokenizer_entries(src_tok: Tokenizer, tgt_tok: Tokenizer) -> dict[str, Any]:
     }
 
 
+def checkpoint_payload(
+    model: Seq2Seq,
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    *,
+    languages: tuple[str, str],
+    step: int,
+    scores: dict[str, Any],
+    run_config: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What ``save_checkpoint`` writes: the model with its config, tokenizers, language
+    pair, step and scores; the whole run's config and, for resuming, the training state
+    (``training.state``) where given."""
+    payload: dict[str, Any] = {
+        "model_config": model.config.model_dump(mode="json"),
+        "src_lang": languages[0],
+        "tgt_lang": languages[1],
+        **tokenizer_entries(src_tok, tgt_tok),
+        "model": model.state_dict(),
+        "step": step,
+        "scores": scores,
+    }
+    if run_config is not None:
+        payload["config"] = run_config
+    if training is not None:
+        payload["training"] = training
+    return payload
+
+
 def tokenizers(payload: dict[str, Any]) -> tuple[Tokenizer, Tokenizer]:
     """The source and target tokenizers stored in ``payload``; checkpoints written
     before vocabularies were restricted per side have no ``*_vocab`` entries."""

@@ -7,93 +7,10 @@ machines have no GPU); the CUDA branches follow PyTorch's documented APIs.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
-import logging
-import os
 from collections.abc import Iterator
+from typing import Literal, get_args
 
 import torch
-
-log = logging.getLogger(__name__)
-
-# glibc mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        libc.mallopt  # noqa: B018 - glibc only
-        libc.malloc_trim  # noqa: B018
-    except (OSError, AttributeError, TypeError):
-        return None
-    return libc
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc keep freed memory for reuse instead of returning it to the kernel.
-
-    Training allocates and frees the same large buffers (the N x V output-layer
-    activations and their gradients) at every step. By default glibc serves such
-    blocks with mmap and unmaps them on free, so every step page-faults hundreds
-    of MB in again; on a 2-core CPU that cost a third of the step time. Returns
-    False where the C library is not glibc (nothing changes there).
-
-    Blocks of varying sizes fragment the heap over time, so callers should also
-    release them now and then: see ``FragmentReleaser``.
-    """
-    libc = _libc()
-    if libc is None:
-        return False
-    ok = libc.mallopt(_M_MMAP_MAX, 0) == 1
-    ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**30) == 1
-    ok &= libc.mallopt(_M_TOP_PAD, 64 * 2**20) == 1
-    log.debug("glibc malloc tuned for reuse: %s", ok)
-    return bool(ok)
-
-
-def resident_bytes(pid: int | str = "self") -> int | None:
-    """A process's resident memory now (Linux ``/proc``; this one by default), or None
-    where unknown."""
-    try:
-        with open(f"/proc/{pid}/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-class FragmentReleaser:
-    """Returns free heap pages to the kernel (glibc ``malloc_trim``) when resident
-    memory has grown by ``slack_bytes`` since the last release; bounds the heap growth
-    that ``keep_freed_memory`` allows.
-
-    A release costs more than the call: the next step faults every page it touches in
-    again (about 0.34 s per release for the default model on a 2-core CPU, call
-    included), hence the slack instead of a release at every log line.
-    """
-
-    def __init__(self, slack_bytes: int = 2**30) -> None:
-        self.slack_bytes = slack_bytes
-        self.baseline: int | None = None  # set by the first call: the working set
-
-    def __call__(self) -> bool:
-        """Release if resident memory is ``slack_bytes`` above the baseline; True if it did."""
-        libc, rss = _libc(), resident_bytes()
-        if libc is None or rss is None:
-            return False
-        if self.baseline is None:
-            self.baseline = rss
-            return False
-        if rss - self.baseline < self.slack_bytes:
-            return False
-        libc.malloc_trim(0)
-        self.baseline = resident_bytes() or rss
-        log.debug("heap trimmed: resident %.0f -> %.0f MiB", rss / 2**20, self.baseline / 2**20)
-        return True
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -129,6 +46,14 @@ def native_bf16(device: torch.device) -> bool:
     return bool(
         torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     )
+
+
+Precision = Literal["fp32", "bf16", "fp16", "auto"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+# Training defaults to the fastest precision the hardware has; decoding to fp32, so that a
+# translation does not change with the machine (bf16 changes some; int8 decodes in fp32).
+TRAINING_PRECISION: Precision = "auto"
+DECODING_PRECISION: Precision = "fp32"
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:

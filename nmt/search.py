@@ -69,6 +69,13 @@ class SearchConfig:
     max_length: int | None = None  # a cap on the limit above, whatever the source length
 
 
+# The defaults of every decoder: ``nmt translate``/``evaluate`` and ``nmt serve`` take
+# theirs from here.
+DEFAULT_SEARCH = SearchConfig()
+# Length normalization exponents that callers may ask for.
+MIN_ALPHA, MAX_ALPHA = 0.0, 2.0
+
+
 def length_penalty(length: torch.Tensor, alpha: float, penalty: Penalty) -> torch.Tensor:
     """Denominator of the normalized score; ``length`` counts tokens including EOS.
 
@@ -182,17 +189,28 @@ def greedy_search(
     scores = log_prob / length_penalty(length, cfg.alpha, cfg.penalty)
     return [
         [
-            Hypothesis(
-                tokens=out[i, : length[i] - 1].tolist(),
-                score=float(scores[i]),
-                log_prob=float(log_prob[i]),
-                attention=None
-                if attn_out is None
-                else _trim_attention(attn_out[i, : length[i]], int(src_lengths[i])),
+            _greedy_hypothesis(
+                out[i], int(length[i]), scores[i], log_prob[i], attn_out, i, src_lengths
             )
         ]
         for i in range(batch)
     ]
+
+
+def _greedy_hypothesis(
+    out: torch.Tensor,
+    length: int,
+    score: torch.Tensor,
+    log_prob: torch.Tensor,
+    attn_out: torch.Tensor | None,
+    i: int,
+    src_lengths: torch.Tensor,
+) -> Hypothesis:
+    """Sentence ``i``'s hypothesis from its output row (limit,) of ``length`` tokens with EOS."""
+    attention = None
+    if attn_out is not None:
+        attention = _trim_attention(attn_out[i, :length], int(src_lengths[i]))
+    return Hypothesis(out[: length - 1].tolist(), float(score), float(log_prob), attention)
 
 
 @dataclass
@@ -203,6 +221,64 @@ class _Beams:
     scores: torch.Tensor  # Ba x k: summed log-probabilities
     tokens: torch.Tensor  # Ba x k x t
     attention: torch.Tensor | None  # Ba x k x t x S
+
+    @classmethod
+    def start(cls, batch: int, k: int, src_len: int | None, device: torch.device) -> _Beams:
+        """k beams per sentence before the first step; attention kept when ``src_len``."""
+        scores = torch.full((batch, k), float("-inf"), device=device)
+        scores[:, 0] = 0.0  # all beams start identical: only the first one is live
+        return cls(
+            sentence=torch.arange(batch, device=device),
+            scores=scores,
+            tokens=torch.empty((batch, k, 0), dtype=torch.long, device=device),
+            attention=None
+            if src_len is None
+            else torch.zeros((batch, k, 0, src_len), dtype=torch.float, device=device),
+        )
+
+    def select(self, keep: torch.Tensor) -> _Beams:
+        """The sentences in ``keep`` (N,)."""
+        return _Beams(
+            self.sentence[keep],
+            self.scores[keep],
+            self.tokens[keep],
+            None if self.attention is None else self.attention[keep],
+        )
+
+
+def _extend(
+    beams: _Beams,
+    cand_scores: torch.Tensor,
+    beam_idx: torch.Tensor,
+    tok: torch.Tensor,
+    is_eos: torch.Tensor,
+    attn: torch.Tensor,
+    eos: int,
+) -> tuple[_Beams, torch.Tensor, torch.Tensor]:
+    """Continue with the k best candidates (Ba x 2k) that do not end in EOS.
+
+    Returns the extended beams, the state row (Ba*k,) each new beam continues, and the
+    new beams' last tokens (Ba x k).
+    """
+    n_alive, k, t = beams.tokens.shape
+    width = cand_scores.size(1)
+    # EOS candidates sort after all others
+    order = torch.arange(width, device=tok.device).expand_as(tok)
+    pick = (order + is_eos.long() * width).argsort(dim=1)[:, :k]  # Ba x k
+    src_beam = beam_idx.gather(1, pick)
+    flat = (torch.arange(n_alive, device=tok.device).unsqueeze(1) * k + src_beam).view(-1)
+    new_tok = tok.gather(1, pick)
+    scores = cand_scores.gather(1, pick).masked_fill(new_tok == eos, float("-inf"))
+    tokens = torch.cat(
+        [beams.tokens.view(n_alive * k, t)[flat].view(n_alive, k, t), new_tok.unsqueeze(2)], dim=2
+    )
+    attention = None
+    if beams.attention is not None:
+        old = beams.attention.view(n_alive * k, t, attn.size(-1))[flat]
+        attention = torch.cat([old, attn.float()[flat].unsqueeze(1)], dim=1).view(
+            n_alive, k, t + 1, -1
+        )
+    return _Beams(beams.sentence, scores, tokens, attention), flat, new_tok
 
 
 def _finalize(
@@ -260,16 +336,7 @@ def beam_search(
     max_len = _max_lengths(src_lengths, cfg)
     memory, state = model.encode(src, src_lengths)
     state = state.select(torch.arange(batch, device=device).repeat_interleave(k))
-    scores = torch.full((batch, k), float("-inf"), device=device)
-    scores[:, 0] = 0.0  # all beams start identical: only the first one is live
-    beams = _Beams(
-        sentence=torch.arange(batch, device=device),
-        scores=scores,
-        tokens=torch.empty((batch, k, 0), dtype=torch.long, device=device),
-        attention=src.new_zeros((batch, k, 0, src.size(1)), dtype=torch.float)
-        if cfg.return_attention
-        else None,
-    )
+    beams = _Beams.start(batch, k, src.size(1) if cfg.return_attention else None, device)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     prev = torch.full((batch * k,), bos, dtype=torch.long, device=device)
     for t in range(int(max_len.max())):
@@ -283,47 +350,16 @@ def beam_search(
         beam_idx, tok = cand_idx // vocab, cand_idx % vocab
         is_eos = (tok == eos) & torch.isfinite(cand_scores)
         top_k = torch.arange(cand_idx.size(1), device=device) < k
-        _finalize(
-            beams,
-            is_eos & top_k,
-            beam_idx,
-            cand_scores,
-            attn,
-            t=t,
-            cfg=cfg,
-            src_lengths=src_lengths,
-            finished=finished,
-        )
-
-        # the k best candidates that do not end: EOS ones sort after all others
-        order = torch.arange(cand_idx.size(1), device=device).expand_as(cand_idx)
-        pick = (order + is_eos.long() * cand_idx.size(1)).argsort(dim=1)[:, :k]  # Ba x k
-        src_beam = beam_idx.gather(1, pick)
-        flat = (torch.arange(n_alive, device=device).unsqueeze(1) * k + src_beam).view(-1)
-        new_tok = tok.gather(1, pick)
-        beams.scores = cand_scores.gather(1, pick).masked_fill(new_tok == eos, float("-inf"))
-        beams.tokens = torch.cat(
-            [beams.tokens.view(n_alive * k, t)[flat].view(n_alive, k, t), new_tok.unsqueeze(2)],
-            dim=2,
-        )
-        if beams.attention is not None:
-            old = beams.attention.view(n_alive * k, t, attn.size(-1))[flat]
-            beams.attention = torch.cat([old, attn.float()[flat].unsqueeze(1)], dim=1).view(
-                n_alive, k, t + 1, -1
-            )
-
+        finals = (is_eos & top_k, beam_idx, cand_scores, attn)
+        _finalize(beams, *finals, t=t, cfg=cfg, src_lengths=src_lengths, finished=finished)
+        beams, flat, new_tok = _extend(beams, cand_scores, beam_idx, tok, is_eos, attn, eos)
         done = torch.tensor([len(finished[s]) >= k for s in beams.sentence.tolist()], device=device)
         if done.all():
             break
         if done.any():
             keep = (~done).nonzero().squeeze(1)
             flat = flat.view(n_alive, k)[keep].view(-1)
-            beams = _Beams(
-                beams.sentence[keep],
-                beams.scores[keep],
-                beams.tokens[keep],
-                None if beams.attention is None else beams.attention[keep],
-            )
+            beams = beams.select(keep)
             memory, new_tok = memory.select(keep), new_tok[keep]
         state = state.select(flat)  # reorder beams and drop finished sentences in one copy
         prev = new_tok.reshape(-1)

@@ -73,6 +73,7 @@ class Batcher(Generic[Source, Options, Result]):
         cost: the decoding work of one source under the options (e.g. subwords x beam),
             for the batch's cost bound.
         on_batch: called after each batch with (texts, total cost, decode seconds).
+        clock: seconds on a monotonic clock (tests pass one they control).
     """
 
     def __init__(
@@ -86,7 +87,9 @@ class Batcher(Generic[Source, Options, Result]):
         queue_size: int,
         workers: int = 1,
         on_batch: Callable[[int, int, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self._decode = decode
         self._cost = cost
         self.max_sentences = max_sentences
@@ -117,7 +120,7 @@ class Batcher(Generic[Source, Options, Result]):
         if any(not t.is_alive() for t in self._threads) and self._pending:
             return float("inf")
         started = list(self._busy_since.values())
-        return time.monotonic() - min(started) if started else 0.0
+        return self._clock() - min(started) if started else 0.0
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -149,7 +152,7 @@ class Batcher(Generic[Source, Options, Result]):
                 decoded have left the queue.
         """
         loop = asyncio.get_running_loop()
-        now, request = time.monotonic(), next(self._requests)
+        now, request = self._clock(), next(self._requests)
         items = [
             _Item(s, self._cost(s, options), options, request, now, loop.create_future())
             for s in sources
@@ -219,7 +222,7 @@ class Batcher(Generic[Source, Options, Result]):
                     continue
                 first = self._lead()
                 batch = self._batch_of(first)
-                remaining = first.arrived + self.max_wait - time.monotonic()
+                remaining = first.arrived + self.max_wait - self._clock()
                 if remaining > 0 and not self._is_full(batch):
                     self._changed.wait(remaining)
                     continue
@@ -240,7 +243,7 @@ class Batcher(Generic[Source, Options, Result]):
 
     def _note_turns(self, batch: list[_Item[Source, Options, Result]]) -> None:
         """Record that the requests of ``batch`` just had a turn."""
-        now = time.monotonic()
+        now = self._clock()
         with self._changed:
             for item in batch:
                 self._last_turn[item.request] = now
@@ -260,7 +263,7 @@ class Batcher(Generic[Source, Options, Result]):
                 self._note_turns(batch)
 
     def _decode_batch(self, batch: list[_Item[Source, Options, Result]]) -> None:
-        self._busy_since[threading.get_ident()] = start = time.monotonic()
+        self._busy_since[threading.get_ident()] = start = self._clock()
         try:
             results = self._decode([item.source for item in batch], batch[0].options)
         except Exception as err:
@@ -272,7 +275,7 @@ class Batcher(Generic[Source, Options, Result]):
             for item in batch:
                 self._decode_batch([item])
             return
-        seconds = time.monotonic() - start
+        seconds = self._clock() - start
         infos = [BatchInfo(len(batch), (start - i.arrived) * 1000, seconds * 1000) for i in batch]
         self._deliver(batch, list(zip(results, infos, strict=True)))
         if self._on_batch is not None:

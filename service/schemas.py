@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from nmt.search import MAX_ALPHA, MIN_ALPHA
+
 # Static limits only: the character and count limits are server settings, checked per request.
 Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
 
@@ -34,7 +36,10 @@ class TranslateRequest(BaseModel):
     model: str | None = Field(None, description="a model name, instead of source and target")
     beam_size: int | None = Field(None, ge=1, description="1 = greedy; default from the server")
     alpha: float | None = Field(
-        None, ge=0.0, le=2.0, description="length normalization: score / length**alpha"
+        None,
+        ge=MIN_ALPHA,
+        le=MAX_ALPHA,
+        description="length normalization: score / length**alpha; default from the server",
     )
     n_best: int = Field(1, ge=1, description="hypotheses to return per text")
     alignments: bool = Field(True, description="return attention matrices and word alignments")

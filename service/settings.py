@@ -16,6 +16,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from nmt.device import DECODING_PRECISION, Precision
+from nmt.search import DEFAULT_SEARCH, MAX_ALPHA, MIN_ALPHA
+
 # The YAML file of the settings being loaded; a context variable rather than a class
 # attribute so that loading settings never changes the Settings class itself.
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
@@ -40,8 +43,9 @@ class Settings(BaseSettings):
     quantize: Literal["int8"] | None = Field(
         None, description="int8: dynamic int8 quantization of the models (CPU only)"
     )
-    precision: Literal["fp32", "bf16", "fp16", "auto"] = Field(
-        "fp32", description="decode under autocast: bf16 is faster where the hardware has it"
+    precision: Precision = Field(
+        DECODING_PRECISION,
+        description="decode under autocast: bf16 is faster where the hardware has it",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -60,8 +64,8 @@ class Settings(BaseSettings):
     )
     max_beam_size: int = Field(10, ge=1)
     max_n_best: int = Field(10, ge=1)
-    default_beam_size: int = Field(5, ge=1)
-    default_alpha: float = Field(1.0, ge=0.0, le=2.0)
+    default_beam_size: int = Field(DEFAULT_SEARCH.beam_size, ge=1)
+    default_alpha: float = Field(DEFAULT_SEARCH.alpha, ge=MIN_ALPHA, le=MAX_ALPHA)
     max_body_bytes: int = Field(1_048_576, ge=1024, description="request body size; more is 413")
     max_json_depth: int = Field(16, ge=2, description="nesting of a JSON body; deeper is 400")
     request_timeout_s: float = Field(

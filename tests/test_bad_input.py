@@ -80,6 +80,6 @@ def test_validation_drops_pairs_without_subwords(corpus_dir: Path, tiny_config: 
     (corpus_dir / "val.xx").write_text("\n".join([*lines["xx"], "\u200b\u200b"]) + "\n")
     (corpus_dir / "val.yy").write_text("\n".join([*lines["yy"], "the dog"]) + "\n")
     trainer = Trainer(validate_config(tiny_config))
-    assert len(trainer.valid_sources) == len(lines["xx"])
-    assert trainer.valid_refs == lines["yy"]
+    assert len(trainer.validator.sources) == len(lines["xx"])
+    assert trainer.validator.refs == lines["yy"]
     assert trainer.validate().bleu >= 0.0

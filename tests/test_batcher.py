@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from service.batcher import Batcher, DeadlineExceeded, QueueFull
-from service.settings import load_settings
 
 
 def _batcher(calls: list, **limits: float) -> Batcher[str, str, str]:
@@ -47,18 +45,25 @@ def test_concurrent_texts_share_batches_by_options_and_keep_their_order() -> Non
     assert sizes == [4, 4]
 
 
-def test_a_lone_text_waits_at_most_max_wait() -> None:
-    async def scenario() -> float:
-        batcher = _batcher([], max_wait_ms=80)
+def test_a_lone_text_waits_for_company_until_max_wait_on_the_batchers_clock() -> None:
+    now = [100.0]  # the batcher's clock: it moves only when this test says so
+
+    async def scenario() -> tuple[bool, float]:
+        batcher = _batcher([], max_wait_ms=80, clock=lambda: now[0])
         batcher.start()
         try:
-            ((_, info),) = await batcher.submit(["alone"], "x")
+            answer = asyncio.ensure_future(batcher.submit(["alone"], "x"))
+            await asyncio.sleep(0.3)  # real time passes, the batcher's does not
+            waited_for_company = not answer.done()
+            now[0] += 0.080
+            ((_, info),) = await asyncio.wait_for(answer, 10)
         finally:
             await batcher.close()
-        return info.wait_ms
+        return waited_for_company, info.wait_ms
 
-    wait = asyncio.run(scenario())
-    assert 60 <= wait <= 80 + 60  # waited for company, then went alone
+    waited_for_company, wait_ms = asyncio.run(scenario())
+    assert waited_for_company
+    assert wait_ms == pytest.approx(80)  # then went alone, once max_wait had passed
 
 
 def test_a_full_batch_leaves_without_waiting() -> None:
@@ -278,23 +283,3 @@ def test_two_workers_decode_two_batches_at_once() -> None:
 
     asyncio.run(scenario())
     assert most[0] == 2
-
-
-def test_settings_precedence_flags_environment_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = tmp_path / "serve.yaml"
-    config.write_text("max_chars: 7\nport: 9000\nmax_texts: 3\n", encoding="utf-8")
-    monkeypatch.setenv("NMT_MAX_CHARS", "50")
-    monkeypatch.setenv("NMT_MODELS", '{"en-de": "/models/en-de.pt"}')
-    settings = load_settings(config, port=9100, host=None)
-    assert settings.port == 9100  # flag over file
-    assert settings.max_chars == 50  # environment over file
-    assert settings.max_texts == 3  # file over default
-    assert settings.models == {"en-de": Path("/models/en-de.pt")}
-    monkeypatch.setenv("NMT_CONFIG", str(config))
-    assert load_settings().max_texts == 3
-    with pytest.raises(ValueError, match="max_beam_size"):
-        load_settings(default_beam_size=20)
-    with pytest.raises(FileNotFoundError):
-        load_settings(tmp_path / "missing.yaml")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nmt import device as dev
+from nmt import process
 from training.config import validate_config
 from training.trainer import Trainer
 
@@ -75,26 +76,26 @@ def test_bf16_autocast_training_runs_on_cpu(tiny_config: dict) -> None:
         return
     trainer = Trainer(validate_config(tiny_config))
     assert trainer.amp_dtype is torch.bfloat16
-    assert not trainer.scaler.is_enabled()  # only fp16 needs loss scaling
+    assert not trainer.opt.scaler.is_enabled()  # only fp16 needs loss scaling
     progress = trainer.run(max_steps=4)
     assert progress.step == 4
     assert all(p.dtype is torch.float32 for p in trainer.model.parameters())
     assert all(torch.isfinite(p.detach()).all() for p in trainer.model.parameters())
 
 
-@pytest.mark.skipif(dev.resident_bytes() is None, reason="needs /proc/self/statm")
+@pytest.mark.skipif(process.resident_bytes() is None, reason="needs /proc/self/statm")
 def test_fragment_releaser_trims_only_after_the_slack_is_used() -> None:
-    libc = dev._libc()
+    libc = process._libc()
     if libc is not None:
-        # Earlier tests may have built a Trainer, whose malloc settings keep freed memory
+        # Earlier tests may have run `nmt train`, whose malloc settings keep freed memory
         # resident: the 128 MiB below would reuse it and resident memory not grow.
         libc.malloc_trim(0)
-    release = dev.FragmentReleaser(slack_bytes=64 * 2**20)
+    release = process.FragmentReleaser(slack_bytes=64 * 2**20)
     assert not release()  # the first call only records the working set
     baseline = release.baseline
     assert baseline is not None and baseline > 0
     grown = torch.ones(32 * 2**20)  # 128 MiB, written: resident memory grows past the slack
-    if dev._libc() is None:
+    if process._libc() is None:
         assert not release()  # no glibc: nothing to trim with
     else:
         assert release()

@@ -223,7 +223,11 @@ def test_a_full_queue_answers_429_with_retry_after(toy_model: Path) -> None:
             )
         )
         t.start()
-        time.sleep(0.5)
+        batcher = c.app.state.registry.models["toy"].batcher
+        deadline = time.monotonic() + 30
+        while batcher.depth < 3:  # the first request's texts are queued
+            assert time.monotonic() < deadline and t.is_alive()
+            time.sleep(0.01)
         busy = c.post("/v1/translate", json={**body, "text": ["a cat", "a dog"]})
         t.join()
         assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"

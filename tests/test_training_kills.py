@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from nmt.checkpoint import read_checkpoint
+from nmt.process import StopRequest
 from training.config import validate_config
 from training.trainer import Trainer
 
@@ -152,12 +153,30 @@ def test_a_kill_before_the_first_validation_still_leaves_something_to_resume(
     assert not (tmp_path / "run" / "best.pt").exists()
 
 
-def test_a_second_signal_stops_at_once(corpus_dir_module: Path, tmp_path: Path) -> None:
+def test_a_second_signal_stops_at_once() -> None:
+    stop = StopRequest()
+    before = signal.getsignal(signal.SIGTERM)
+    with stop.installed():
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.reason == "stopped by SIGINT"  # the first one lets the step finish
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_building_and_running_a_trainer_leaves_the_process_as_it_was(
+    corpus_dir_module: Path, tmp_path: Path
+) -> None:
+    """Threads, signal handlers and the allocator are the entry point's to set."""
     from conftest import tiny_config_dict
 
-    trainer = Trainer(validate_config(tiny_config_dict(corpus_dir_module, tmp_path / "run")))
-    trainer._stop_signal = None
-    trainer._request_stop(signal.SIGINT, None)
-    assert trainer._stop_signal == "SIGINT"  # the first one lets the step finish
-    with pytest.raises(KeyboardInterrupt):
-        trainer._request_stop(signal.SIGTERM, None)
+    raw = tiny_config_dict(corpus_dir_module, tmp_path / "run")
+    raw["train"]["num_threads"] = 1
+    threads = torch.get_num_threads()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    trainer = Trainer(validate_config(raw))
+    assert torch.get_num_threads() == threads
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+    trainer.run(max_steps=2)
+    assert torch.get_num_threads() == threads
+    assert {s: signal.getsignal(s) for s in handlers} == handlers

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from nmt.device import TRAINING_PRECISION, Precision
 from nmt.model import ModelConfig
 
 DEFAULT_DATA_DIR = "../shared/data/multi30k"
@@ -112,8 +113,9 @@ class TrainConfig(Strict):
         "loses at most this much training (None: only at validations)",
     )
     log_every: int = Field(50, ge=1)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="autocast: bf16 where the hardware has it, else fp16 (CUDA) / fp32"
+    precision: Precision = Field(
+        TRAINING_PRECISION,
+        description="autocast: bf16 where the hardware has it, else fp16 (CUDA) / fp32",
     )
     num_threads: int | None = Field(None, ge=1, description="CPU threads; default all cores")
 

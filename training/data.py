@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import logging
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nmt.checkpoint import tokenizers
+from nmt.text_files import open_text
 from nmt.tokenizer import Tokenizer, normalize
 from training.config import Config, DataConfig, TokenizerConfig
 
@@ -24,21 +24,6 @@ MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")
 
 class DataError(ValueError):
     """Unusable input data; the message says which file and why."""
-
-
-def _open_text(path: Path) -> Iterator[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            yield line.rstrip("\r\n")
-
-
-def read_lines(path: Path) -> list[str]:
-    """All lines of a plain or gzipped UTF-8 file."""
-    try:
-        return list(_open_text(path))
-    except (OSError, UnicodeDecodeError, EOFError) as err:
-        raise DataError(f"cannot read {path}: {err}") from err
 
 
 def split_file(directory: Path, split: str, lang: str) -> Path:
@@ -66,7 +51,7 @@ def iter_parallel(
             path = directory / split
             if not path.is_file():
                 raise DataError(f"TSV file {path} does not exist")
-            for number, line in enumerate(_open_text(path), start=1):
+            for number, line in enumerate(open_text(path), start=1):
                 fields = line.split("\t")
                 if len(fields) != 2:
                     raise DataError(
@@ -76,7 +61,7 @@ def iter_parallel(
             return
         src_path = split_file(directory, split, src_lang)
         tgt_path = split_file(directory, split, tgt_lang)
-        src_lines, tgt_lines = _open_text(src_path), _open_text(tgt_path)
+        src_lines, tgt_lines = open_text(src_path), open_text(tgt_path)
         count = 0
         for src, tgt in itertools.zip_longest(src_lines, tgt_lines):
             if src is None or tgt is None:

@@ -1,0 +1,64 @@
+"""``nmt train``: the entry point of training. It alone makes the process-wide
+settings a run needs (threads, the allocator, stop signals); the Trainer changes none."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML config",
+        description="Train an attention RNN translation model. The run directory receives "
+        "best.pt (best validation BLEU), last.pt (full training state, for --resume), "
+        "step_N.pt, curve.jsonl and the resolved config.yaml.",
+    )
+    p.add_argument("--config", type=Path, help="YAML config (default: built-in defaults)")
+    p.add_argument("--output-dir", type=Path, help="run directory (overrides output_dir)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUTPUT_DIR/last.pt exactly where it stopped",
+    )
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop after this many minutes of this invocation (checkpoint written)",
+    )
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides device)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.batch_tokens=2000 (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from nmt.device import resolve_device
+    from nmt.process import FragmentReleaser, StopRequest, configure_threads, keep_freed_memory
+    from training.config import load_config
+    from training.trainer import Trainer
+
+    overrides = list(args.overrides)
+    if args.output_dir is not None:
+        overrides.append(f"output_dir={args.output_dir}")
+    if args.device is not None:
+        overrides.append(f"device={args.device}")
+    config = load_config(args.config, overrides)
+    configure_threads(config.train.num_threads)
+    on_cpu = resolve_device(config.device).type == "cpu"
+    release = FragmentReleaser() if on_cpu and keep_freed_memory() else None
+    trainer = Trainer(config, resume=args.resume, release_fragments=release)
+    stop = StopRequest()
+    try:
+        with stop.installed():
+            trainer.run(max_steps=args.max_steps, max_minutes=args.max_minutes, stop=stop)
+    finally:
+        trainer.close()
+    return 0

@@ -1,0 +1,102 @@
+"""What a run reports: ``curve.jsonl`` in the run directory and log lines (rank 0)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from training.state import Progress
+from training.validation import Validation
+
+log = logging.getLogger("training.trainer")
+
+
+class RunLog:
+    """Appends records to ``out/curve.jsonl`` and logs them; silent on ranks other
+    than 0 (``enabled`` False)."""
+
+    def __init__(self, out: Path, enabled: bool) -> None:
+        self.curve = out / "curve.jsonl"
+        self.enabled = enabled
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.curve, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def training(
+        self,
+        p: Progress,
+        minutes: float,
+        loss: float,
+        speed: float,
+        grad_norm: float,
+        lr: float,
+        bar: tqdm,
+    ) -> None:
+        """A training record: mean loss and target tokens/s since the last one."""
+        self._write(
+            {
+                "kind": "train",
+                "step": p.step,
+                "epoch": p.epoch + 1,
+                "minutes": round(minutes, 3),
+                "loss": round(loss, 4),
+                "lr": lr,
+                "grad_norm": round(grad_norm, 3),
+                "tgt_tokens_total": p.target_tokens,
+                "tgt_tokens_per_s": round(speed, 1),
+            }
+        )
+        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{speed:.0f}")
+        log.info(
+            "step %d epoch %d | loss %.4f | lr %.2e | grad norm %.2f | %.0f tgt tok/s",
+            p.step,
+            p.epoch + 1,
+            loss,
+            lr,
+            grad_norm,
+            speed,
+        )
+
+    def validation(
+        self,
+        p: Progress,
+        minutes: float,
+        v: Validation,
+        *,
+        improved: bool,
+        reduced: bool,
+        seconds: float,
+    ) -> None:
+        """A validation record: scores, best so far, whether the learning rate fell."""
+        self._write(
+            {
+                "kind": "valid",
+                "step": p.step,
+                "epoch": p.epoch + 1,
+                "minutes": round(minutes, 3),
+                "loss": round(v.loss, 4),
+                "ppl": round(v.perplexity, 3),
+                "bleu": round(v.bleu, 2),
+                "chrf": round(v.chrf, 2),
+                "best_bleu": round(p.best_bleu, 2),
+                "lr_reduced": reduced,
+                "seconds": round(seconds, 1),
+            }
+        )
+        log.info(
+            "validation step %d | loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s%s",
+            p.step,
+            v.loss,
+            v.perplexity,
+            v.bleu,
+            v.chrf,
+            " | new best" if improved else "",
+            " | lr reduced" if reduced else "",
+        )
