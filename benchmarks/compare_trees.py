@@ -7,8 +7,9 @@ For each round, in turn for BEFORE and AFTER (each run from its own tree, with t
 interpreter): trains the shipped config for ``--train-minutes`` (as
 ``benchmarks/train_speed.py`` does for "ours": median of the logged target tokens/s,
 first window dropped), then translates the first ``--sentences`` of test_2016_flickr
-with ``--checkpoint`` at beam 5 in fp32 and with int8 (``nmt translate``'s own
-sentences/s, load excluded). Alternating puts the machine's drift on both alike.
+with ``--checkpoint`` at beam 5 in fp32 and with int8 (a loaded model, warmed up,
+decoding them ``--passes`` times: the median's sentences/s). Alternating puts the
+machine's drift on both alike.
 Prints medians per tree and AFTER/BEFORE ratios; writes OUT/compare.json.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import statistics
 import subprocess
 import sys
@@ -46,16 +47,37 @@ def train_speed(tree: Path, minutes: float, run_dir: Path) -> float:
     return statistics.median(logged)
 
 
-def decode_speed(tree: Path, checkpoint: Path, source: Path, quantize: str | None) -> float:
-    """Sentences/s that ``nmt translate`` run from ``tree`` logs (beam 5, batch 64)."""
-    command = [sys.executable, "-m", "nmt.cli", "translate", "--checkpoint", str(checkpoint)]
-    command += ["--input", str(source), "--output", "/dev/null", "--device", "cpu"]
-    command += ["--beam-size", "5"] + (["--quantize", quantize] if quantize else [])
-    done = subprocess.run(command, cwd=tree, check=True, capture_output=True, text=True)
-    match = re.search(r"\(([\d.]+) sentences/s", done.stderr)
-    if match is None:
-        raise RuntimeError(f"no throughput in the log of nmt translate:\n{done.stderr}")
-    return float(match.group(1))
+# Run in each tree (its own ``nmt``): load, warm up, then time ``passes`` decodes.
+DECODE = """
+import json, statistics, sys, time
+from nmt.search import SearchConfig
+from nmt.translator import Translator
+checkpoint, source, quantize, passes = sys.argv[1:5]
+lines = open(source, encoding="utf-8").read().splitlines()
+t = Translator.from_checkpoint(checkpoint, "cpu", None if quantize == "none" else quantize)
+cfg = SearchConfig(beam_size=5, return_attention=False)
+t.translate(lines[:64], cfg)
+seconds = []
+for _ in range(int(passes)):
+    start = time.perf_counter()
+    t.translate(lines, cfg)
+    seconds.append(time.perf_counter() - start)
+print(json.dumps(len(lines) / statistics.median(seconds)))
+"""
+
+
+def decode_speed(
+    tree: Path, checkpoint: Path, source: Path, quantize: str | None, passes: int
+) -> float:
+    """Sentences/s of beam-5 decoding (batch 64) with ``tree``'s code: the median of
+    ``passes`` decodes of the sentences by one loaded model."""
+    command = [sys.executable, "-c", DECODE, str(checkpoint), str(source)]
+    command += [quantize or "none", str(passes)]
+    done = subprocess.run(
+        command, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return float(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -65,8 +87,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/multi30k")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--train-minutes", type=float, default=2.0)
+    parser.add_argument("--train-minutes", type=float, default=2.0, help="0: decoding only")
     parser.add_argument("--sentences", type=int, default=1000)
+    parser.add_argument("--passes", type=int, default=3, help="decodes per loaded model")
     parser.add_argument("--out", type=Path, default=ROOT / "runs/bench_compare")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -74,7 +97,7 @@ def main() -> None:
     from nmt.text_files import read_lines
 
     lines = read_lines(args.data / "test_2016_flickr.en.gz")[: args.sentences]
-    source = args.out / "sentences.en"
+    source = (args.out / "sentences.en").resolve()  # the commands run in other folders
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     measures = ("train_tok_s", "fp32_sent_s", "int8_sent_s")
@@ -84,16 +107,18 @@ def main() -> None:
         for round_ in range(args.rounds):
             for name, tree in trees.items():
                 r = results[name]
-                r["train_tok_s"].append(train_speed(tree, args.train_minutes, Path(scratch) / name))
-                r["fp32_sent_s"].append(decode_speed(tree, checkpoint, source, None))
-                r["int8_sent_s"].append(decode_speed(tree, checkpoint, source, "int8"))
-                print(round_ + 1, name, {m: v[-1] for m, v in r.items()}, flush=True)
-    medians = {t: {m: statistics.median(v) for m, v in r.items()} for t, r in results.items()}
+                if args.train_minutes > 0:
+                    run_dir = Path(scratch) / name
+                    r["train_tok_s"].append(train_speed(tree, args.train_minutes, run_dir))
+                for key, quantize in (("fp32_sent_s", None), ("int8_sent_s", "int8")):
+                    r[key].append(decode_speed(tree, checkpoint, source, quantize, args.passes))
+                print(round_ + 1, name, {m: v[-1] for m, v in r.items() if v}, flush=True)
+    medians = {t: {m: statistics.median(v) for m, v in r.items() if v} for t, r in results.items()}
     summary = {"runs": results, "medians": medians, "trees": {t: str(p) for t, p in trees.items()}}
     (args.out / "compare.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print("\n| measure | before (median) | after (median) | after / before |")
     print("|---|---|---|---|")
-    for m in measures:
+    for m in [m for m in measures if m in medians["after"]]:
         b, a = medians["before"][m], medians["after"][m]
         print(f"| {m} | {b:.1f} | {a:.1f} | {a / b:.3f} |")
 

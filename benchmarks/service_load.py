@@ -10,7 +10,9 @@ at each concurrency level and reports sentences/s, latency p50/p95 and the mean 
 of the batches the server decoded them in. Beside it, ``nmt translate --batch-size
 32`` decodes the same sentences at the same beam (its own logged sentences/s, model
 load excluded), and the table gives the service's share of that. Runs once with the
-fp32 model and once with ``--quantize int8``. Writes OUT/service.json.
+fp32 model and once with ``--quantize int8``; with ``--rounds N`` the served and
+offline runs alternate N times and the table gives medians (and every round's share).
+Writes OUT/service.json.
 """
 
 from __future__ import annotations
@@ -133,13 +135,45 @@ def offline(checkpoint: Path, quantize: str | None, source: Path, batch_size: in
     return float(match.group(1))
 
 
-def serve(checkpoint: Path, quantize: str | None, sentences: list[str], levels: list[int]) -> dict:
+def serve_and_offline(
+    checkpoint: Path,
+    quantize: str | None,
+    sentences: list[str],
+    levels: list[int],
+    source: Path,
+    offline_batch: int,
+    rounds: int,
+) -> dict:
+    """``rounds`` times: every concurrency level against the server, then offline
+    decoding of the same sentences (the server idles meanwhile), so that the machine's
+    drift falls on both alike. Medians over the rounds."""
     with served(checkpoint, quantize) as (base, server):
-        result = {"quantize": quantize or "none", "rss_mib_loaded": round(rss_mib(server.pid), 1)}
+        result: dict = {"quantize": quantize or "none", "rss_mib_loaded": rss_mib(server.pid)}
         asyncio.run(load(base, sentences[:20], 4))  # warm-up
-        result["levels"] = [asyncio.run(load(base, sentences, c)) for c in levels]
+        runs: list[list[dict]] = []
+        offline_runs: list[float] = []
+        for _ in range(rounds):
+            runs.append([asyncio.run(load(base, sentences, c)) for c in levels])
+            offline_runs.append(offline(checkpoint, quantize, source, offline_batch))
         result["rss_mib_after"] = round(rss_mib(server.pid), 1)
-        return result
+    result["offline_runs"] = offline_runs
+    result["offline_sentences_per_s"] = statistics.median(offline_runs)
+    result["levels"] = []
+    for i, clients in enumerate(levels):
+        of_level = [r[i] for r in runs]
+        level = {
+            key: statistics.median(r[key] for r in of_level)
+            for key in of_level[0]
+            if key != "clients"
+        }
+        level["clients"] = clients
+        level["sentences_per_s_runs"] = [r["sentences_per_s"] for r in of_level]
+        level["share_runs"] = [
+            round(r["sentences_per_s"] / off, 3)
+            for r, off in zip(of_level, offline_runs, strict=True)
+        ]
+        result["levels"].append(level)
+    return result
 
 
 def main() -> None:
@@ -150,6 +184,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--offline-batch", type=int, default=32)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternate served and offline runs N times"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sentences = read_lines(args.data / "test_2016_flickr.en.gz")[: args.requests]
@@ -158,27 +195,35 @@ def main() -> None:
     checkpoint = args.checkpoint.resolve()
     results = []
     for quantize in (None, "int8"):
-        result = serve(checkpoint, quantize, sentences, args.levels)
-        result["offline_sentences_per_s"] = offline(
-            checkpoint, quantize, source, args.offline_batch
+        results.append(
+            serve_and_offline(
+                checkpoint,
+                quantize,
+                sentences,
+                args.levels,
+                source,
+                args.offline_batch,
+                args.rounds,
+            )
         )
-        results.append(result)
     (args.out / "service.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     print(
-        "\n| model | clients | sentences/s | of offline | p50 ms | p95 ms | mean batch | RSS MiB |"
+        "\n| model | clients | sentences/s | of offline | each round | p50 ms | p95 ms "
+        "| mean batch | RSS MiB |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for level in r["levels"]:
             share = level["sentences_per_s"] / r["offline_sentences_per_s"]
+            rounds = " / ".join(f"{x:.0%}" for x in level["share_runs"])
             print(
                 f"| {r['quantize']} | {level['clients']} | {level['sentences_per_s']} | "
-                f"{share:.0%} | {level['latency_p50_ms']} | {level['latency_p95_ms']} | "
+                f"{share:.0%} | {rounds} | {level['latency_p50_ms']} | {level['latency_p95_ms']} | "
                 f"{level['mean_batch']} | {r['rss_mib_after']} |"
             )
         print(
             f"| {r['quantize']} | offline batch {args.offline_batch} | "
-            f"{r['offline_sentences_per_s']} | 100% | | | | |"
+            f"{r['offline_sentences_per_s']} | 100% | | | | | |"
         )
 
 

@@ -167,6 +167,14 @@ class Tokenizer:
     def eos_id(self) -> int:
         return self._model_id(self.sp.eos_id())
 
+    @property
+    def unk_id(self) -> int:
+        return self._model_id(self.sp.unk_id())
+
+    def spells(self, word: str) -> bool:
+        """Whether ``word`` encodes without an unknown piece."""
+        return self.unk_id not in self.encode([word])[0]
+
     def _model_id(self, sp_id: int) -> int:
         return sp_id if self._to_model is None else self._to_model[sp_id]
 

@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from service.detection import LanguageDetection
 from service.errors import install_error_handlers
 from service.guard import RequestGuard
 from service.metrics import Metrics, RequestMetrics
 from service.rate_limits import RateLimits
 from service.registry import ModelRegistry
-from service.routes import libretranslate, operations, page, translate
+from service.routes import files, libretranslate, operations, page, translate
 from service.settings import Settings, load_settings
+from service.translated_files import TranslatedFiles
 
 
 @asynccontextmanager
@@ -23,13 +25,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start loading the models and answer at once: /ready says 503 until they are in."""
     registry = ModelRegistry(app.state.settings, app.state.metrics)
     app.state.registry = registry
-    loading = asyncio.create_task(registry.load_all())
+    app.state.files = TranslatedFiles()
+    app.state.detection = LanguageDetection([])
+    loading = asyncio.create_task(_load(app, registry))
     try:
         yield
     finally:
         loading.cancel()
         await asyncio.gather(loading, return_exceptions=True)
         await registry.close()
+
+
+async def _load(app: FastAPI, registry: ModelRegistry) -> None:
+    """Load the models, then the language detector for their languages."""
+    await registry.load_all()
+    languages = sorted({*registry.sources(), *registry.targets()})
+    app.state.detection = await asyncio.to_thread(LanguageDetection, languages)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,6 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: counts all
-    for module in (translate, libretranslate, operations, page):
+    for module in (translate, libretranslate, files, operations, page):
         app.include_router(module.router)
     return app

@@ -172,6 +172,14 @@ class ModelRegistry:
         """Source languages of the models that translate into ``target``."""
         return sorted({m.source for m in self.models.values() if m.target == target})
 
+    def sources(self) -> list[str]:
+        """Every language some model translates from."""
+        return sorted({m.source for m in self.models.values()})
+
+    def targets(self) -> list[str]:
+        """Every language some model translates into."""
+        return sorted({m.target for m in self.models.values()})
+
     async def close(self) -> None:
         for served in self.models.values():
             await served.batcher.close()

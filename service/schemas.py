@@ -74,7 +74,7 @@ class Timing(BaseModel):
     total_ms: float
     queue_ms: float = Field(description="longest wait of this request's texts in the queue")
     decode_ms: float = Field(description="longest decode of the batches they were in")
-    batch_sizes: list[int] = Field(description="size of the batch each text was decoded in")
+    batch_sizes: list[int] = Field(description="size of the batch each sentence was decoded in")
 
 
 class TranslateResponse(BaseModel):
@@ -86,22 +86,28 @@ class TranslateResponse(BaseModel):
 
 
 # ------------------------------------------------------------------ LibreTranslate
-class LibreTranslateRequest(BaseModel):
-    """LibreTranslate's ``POST /translate`` body (JSON or form)."""
+class DetectedLanguage(BaseModel):
+    """LibreTranslate's detection answer: a language code and a confidence, 0-100."""
 
-    model_config = ConfigDict(extra="ignore")  # clients send fields we do not use
-
-    q: Text | Annotated[list[Text], Field(min_length=1)]
-    source: str
-    target: str
-    format: Literal["text"] = "text"
-    alternatives: int = Field(0, ge=0)
-    api_key: str | None = None
+    confidence: float = Field(ge=0.0, le=100.0)
+    language: str
 
 
-class LibreTranslateResponse(BaseModel):
-    translatedText: str | list[str]
-    alternatives: list[str] | list[list[str]] | None = None
+class FrontendSettings(BaseModel):
+    """What LibreTranslate's web page and some clients read from ``/frontend/settings``."""
+
+    charLimit: int
+    frontendTimeout: int
+    apiKeys: bool
+    keyRequired: bool
+    suggestions: bool = False
+    filesTranslation: bool = True
+    supportedFilesFormat: list[str]
+    language: dict[str, dict[str, str]]
+
+
+class TranslatedFile(BaseModel):
+    translatedFileUrl: str
 
 
 class Language(BaseModel):

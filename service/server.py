@@ -10,10 +10,10 @@ import sys
 import threading
 from types import FrameType
 
-import torch
 import uvicorn
 from fastapi import FastAPI
 
+from nmt.process import configure_threads
 from service.redaction import redact_all_handlers
 from service.settings import Settings
 
@@ -55,7 +55,7 @@ def decode_threads(settings: Settings) -> int:
 
 def serve(app: FastAPI, settings: Settings, log_level: str) -> None:
     """Run ``app`` until a signal, then drain (see ``DrainingServer``)."""
-    torch.set_num_threads(decode_threads(settings))
+    configure_threads(decode_threads(settings))
     # The decode workers hold the GIL between their many small tensor operations; at
     # the default 5 ms the event loop waits that long for each turn, and replies go
     # out late (32 clients, fp32: 45-55 -> 59-65 sentences/s with batches of 16).

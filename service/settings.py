@@ -51,13 +51,21 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
 
     # limits on one request (see README, "Limits"); every refusal names its limit
-    max_chars: int = Field(1000, ge=1, description="characters per text, as sent")
-    max_texts: int = Field(64, ge=1, description="texts per request")
+    max_chars: int = Field(
+        10_000, ge=1, description="characters per text, as sent (texts are cut into sentences)"
+    )
+    max_texts: int = Field(500, ge=1, description="texts per request")
+    max_sentence_chars: int = Field(
+        300,
+        ge=20,
+        description="a sentence longer than this is cut at a space: a model trained on "
+        "sentences translates no longer ones well",
+    )
     max_text_tokens: int = Field(
-        200, ge=1, description="source subwords per text, counted after normalization"
+        200, ge=1, description="source subwords per sentence, counted after normalization"
     )
     max_request_tokens: int = Field(
-        2000, ge=1, description="source subwords per request, all texts together"
+        4000, ge=1, description="source subwords per request, all texts together"
     )
     max_output_tokens: int = Field(
         256, ge=1, description="target subwords per translation (beam search stops there)"

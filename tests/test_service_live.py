@@ -9,18 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from libretranslatepy import LibreTranslateAPI
 
 SENTENCES = ["the dog runs", "a big red ball", "the woman sees a small cat", "a man"]
-
-
-def test_libretranslate_client_translates_unchanged(live_server: str) -> None:
-    client = LibreTranslateAPI(live_server)
-    expected = httpx.post(
-        f"{live_server}/v1/translate", json={"text": "the dog runs", "model": "toy"}
-    ).json()["translations"][0]["translation"]
-    assert client.translate("the dog runs", "xx", "yy") == expected
-    assert client.languages() == [{"code": "xx", "name": "xx", "targets": ["yy"]}]
 
 
 def test_32_concurrent_clients_get_complete_correct_answers(live_server: str) -> None:
