@@ -28,6 +28,8 @@ import httpx
 from service_load import ROOT, served
 
 from nmt.checkpoint import read_checkpoint, tokenizers
+from nmt.documents.sentences import split_sentences
+from nmt.search import SearchConfig
 from nmt.text_files import read_lines
 from service.settings import Settings
 
@@ -53,7 +55,8 @@ def expanding(count: Callable[[str], int], limit: int) -> str:
 
 
 def worst_requests(checkpoint: Path, sentences: list[str], s: Settings) -> dict[str, list[str]]:
-    """Requests built to the default limits (texts, subwords per text and per request)."""
+    """Requests built to the default limits (texts, subwords per text and per request,
+    decoding work at the largest beam)."""
     src_tok, _ = tokenizers(read_checkpoint(checkpoint))
 
     def count(text: str) -> int:
@@ -67,18 +70,33 @@ def worst_requests(checkpoint: Path, sentences: list[str], s: Settings) -> dict[
     ).split()
     per_text = s.max_request_tokens // s.max_texts
     requests = {
-        "64 sentences": [fit(words[i * 40 :], count, per_text) for i in range(s.max_texts)],
+        f"{s.max_texts} short texts": [
+            fit(words[(i * 40) % len(words) :], count, per_text) for i in range(s.max_texts)
+        ],
         "longest texts": [
             fit(words[i * 300 :][:600], count, s.max_text_tokens)[: s.max_chars]
             for i in range(s.max_request_tokens // s.max_text_tokens)
         ],
         "letter salad": [
-            fit(salad[i * 50 :], count, min(per_text * 3, s.max_text_tokens))[: s.max_chars]
+            fit(salad[(i * 50) % 4500 :], count, min(per_text * 3, s.max_text_tokens))[
+                : s.max_chars
+            ]
             for i in range(s.max_request_tokens // min(per_text * 3, s.max_text_tokens))
         ],
         "expanding characters": [expanding(count, per_text)] * s.max_texts,
     }
-    for name, texts in requests.items():
+    cfg = SearchConfig()
+    for name, candidates in requests.items():
+        # as many of the texts as the work limit allows at the largest beam, counted
+        # per sentence as the server does
+        work, texts = 0.0, []
+        for text in candidates:
+            for sentence in split_sentences(text, "en", s.max_sentence_chars).sentences:
+                work += (count(sentence) * cfg.max_len_a + cfg.max_len_b) * s.max_beam_size
+            if work > s.max_request_work:
+                break
+            texts.append(text)
+        requests[name] = texts
         total = sum(count(t) for t in texts)
         print(f"{name}: {len(texts)} texts, {total} subwords, longest {max(map(count, texts))}")
     return requests

@@ -133,6 +133,20 @@ def search_options(
     )
 
 
+def check_request_work(sources: list[list[int]], options: SearchConfig, settings: Settings) -> None:
+    """422 when decoding ``sources`` could take more than ``max_request_work``: the
+    subword limits alone let many short sentences at a large beam cost ten seconds."""
+    steps = sum(len(ids) * options.max_len_a + options.max_len_b for ids in sources)
+    work = int(steps * options.beam_size)
+    if work > settings.max_request_work:
+        raise APIError(
+            422,
+            f"{work} units of decoding work (steps x beam size), more than the limit of "
+            f"{settings.max_request_work} (max_request_work); send fewer texts or use a "
+            "smaller beam",
+        )
+
+
 async def _until_disconnected(request: Request) -> None:
     """Return when the client disconnects. The body has been read, so the next ASGI
     message can only be the disconnect: waiting for it costs nothing, unlike polling."""
@@ -147,6 +161,7 @@ async def translate_texts(
     for as long as the client is there: a client that leaves takes its texts out of
     the queue. A full queue answers 429, a missed deadline 503, both with Retry-After."""
     settings: Settings = request.app.state.settings
+    check_request_work(sources, options, settings)
     work = asyncio.ensure_future(
         served.batcher.submit(sources, options, settings.request_timeout_s)
     )

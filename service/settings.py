@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     max_chars: int = Field(
         10_000, ge=1, description="characters per text, as sent (texts are cut into sentences)"
     )
-    max_texts: int = Field(500, ge=1, description="texts per request")
+    max_texts: int = Field(
+        256, ge=1, description="texts per request (a web page's segments fit in one)"
+    )
     max_sentence_chars: int = Field(
         300,
         ge=20,
@@ -65,7 +67,14 @@ class Settings(BaseSettings):
         200, ge=1, description="source subwords per sentence, counted after normalization"
     )
     max_request_tokens: int = Field(
-        4000, ge=1, description="source subwords per request, all texts together"
+        3000, ge=1, description="source subwords per request, all texts together"
+    )
+    max_request_work: int = Field(
+        40_000,
+        ge=1,
+        description="decoding work per request: the most steps search may take for each "
+        "sentence (max_len_a x subwords + max_len_b) times the beam size, summed; bounds "
+        "how long one request decodes (about 5 s on 2 CPU cores)",
     )
     max_output_tokens: int = Field(
         256, ge=1, description="target subwords per translation (beam search stops there)"

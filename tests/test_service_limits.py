@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from test_service import wait_ready
 
+from nmt.checkpoint import read_checkpoint, tokenizers
 from service.app import create_app
 from service.guard import json_too_deep
 from service.redaction import KeyRedactor
@@ -50,6 +51,23 @@ def test_body_size_depth_and_subword_limits_are_4xx_naming_the_limit(toy_model: 
         assert many.status_code == 422 and "max_request_tokens" in many.json()["error"]
         ok = c.post("/v1/translate", json={**BODY, "text": ["the dog runs"] * 2})
         assert ok.status_code == 200
+
+
+def test_decoding_work_is_bounded_by_steps_times_beam(toy_model: Path) -> None:
+    """Each sentence may take 1.5 x subwords + 10 search steps, times the beam."""
+    (pieces,) = tokenizers(read_checkpoint(toy_model))[0].encode(["dog"])
+    four_at_beam_4 = int((1.5 * len(pieces) + 10) * 4 * 4)
+    settings = {"max_beam_size": 4, "default_beam_size": 4, "max_request_work": four_at_beam_4}
+    with _client(toy_model, **settings) as c:
+        wait_ready(c)
+        body = {**BODY, "beam_size": 4, "text": ["dog"] * 4}
+        assert c.post("/v1/translate", json=body).status_code == 200
+        over = c.post("/v1/translate", json={**body, "text": ["dog"] * 5})
+        assert over.status_code == 422 and "max_request_work" in over.json()["error"]
+        smaller_beam = c.post("/v1/translate", json={**body, "text": ["dog"] * 5, "beam_size": 3})
+        assert smaller_beam.status_code == 200
+        libre = c.post("/translate", json={"q": ["dog"] * 20, "source": "xx", "target": "yy"})
+        assert libre.status_code == 400 and "max_request_work" in libre.json()["error"]
 
 
 def test_json_depth_counts_brackets_outside_strings_only() -> None:
