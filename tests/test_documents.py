@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 from lxml import html as lxml_html
 
 from nmt.documents.html import HtmlJob
@@ -108,9 +109,11 @@ def test_unknown_target_pieces_copy_the_source_word_they_attend_to() -> None:
 
 # ----------------------------------------------------------------------- HTML
 def tags(markup: str) -> Counter:
-    if not markup.strip():
+    """Every element's tag and attributes (none where there is nothing to parse)."""
+    try:
+        root = lxml_html.fragment_fromstring(markup, create_parent="div")
+    except etree.ParserError:
         return Counter()
-    root = lxml_html.fragment_fromstring(markup, create_parent="div")
     return Counter(
         (e.tag, tuple(sorted(e.attrib.items()))) for e in root.iter() if isinstance(e.tag, str)
     )
@@ -170,3 +173,24 @@ def test_a_whole_document_keeps_head_and_doctype() -> None:
     assert out.startswith("<!DOCTYPE html>")
     assert "<title>B A</title>" in out and "<style>p {}</style>" in out
     assert "<p><em>D</em> C</p>" in out
+
+
+HTML_PIECES = [
+    "<p>", "</p>", "<b>", "</b>", "<a href='x'>", "</a>", "<br>", "<img src=a>", "<!--", "-->",
+    "<code>", "</code>", "<div>", "</div>", "&amp;", "&", "<", ">", "a", "b c", " ", "\n",
+    "<span translate=no>", "</span>", "<script>", "</script>", "<!DOCTYPE html>", "<html>",
+    "<td>", "<li>", "\x00", "é", "{0}", "https://x.y", "<i", '"', "'", "<![CDATA[", "]]>",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(HTML_PIECES), max_size=30))
+def test_any_markup_is_translated_and_keeps_the_tags_it_was_recovered_with(
+    pieces: list[str],
+) -> None:
+    source = "".join(pieces)
+    job = HtmlJob.plan(source, "en")
+    recovered = job.serialize()
+    out = run(job)
+    if not job.document:
+        assert tags(out) == tags(recovered)

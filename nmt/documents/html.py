@@ -16,6 +16,7 @@ well-formed and escaped.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -244,7 +245,7 @@ class _Builder:
 
     def empty(self, original: etree._Element) -> None:
         """A copy of ``original`` (tag and attributes) with nothing in it."""
-        etree.SubElement(self._top(), original.tag, dict(original.attrib))
+        self._top().append(_shell(original))
 
     def open_chain(self, chain: list[int], run: Run, space: str) -> None:
         """Close the open elements not in ``chain``, add ``space``, open the rest."""
@@ -254,9 +255,19 @@ class _Builder:
         del self.stack[keep:]
         self.text(space)
         for element in chain[keep:]:
-            original = run.elements[element]
-            new = etree.SubElement(self._top(), original.tag, dict(original.attrib))
+            new = _shell(run.elements[element])
+            self._top().append(new)
             self.stack.append((element, new))
+
+
+def _shell(original: etree._Element) -> etree._Element:
+    """``original``'s tag and attributes, nothing inside. Copied rather than made anew:
+    the HTML parser keeps attribute names that lxml would refuse to create."""
+    shell = copy.copy(original)
+    for child in list(shell):
+        shell.remove(child)
+    shell.text = shell.tail = None
+    return shell
 
 
 def rebuild(run: Run, words: list[Word], lead: str, trail: str) -> None:
@@ -323,18 +334,22 @@ class HtmlJob:
     root: etree._Element
     document: bool
     jobs: list[RunJob]
+    unparsed: str | None = None  # markup with nothing to parse, returned as it is
 
     @classmethod
     def plan(
         cls, markup: str, language: str, unknown: Callable[[str], bool] | None = None
     ) -> HtmlJob:
-        markup = _NOT_XML.sub("", markup)
-        head = markup.lstrip()[:15].lower()
+        clean = _NOT_XML.sub("", markup)
+        head = clean.lstrip()[:15].lower()
         document = head.startswith(("<!doctype", "<html"))
-        if document:
-            root = lxml_html.document_fromstring(markup)
-        else:
-            root = lxml_html.fragment_fromstring(markup, create_parent="div")
+        try:
+            if document:
+                root = lxml_html.document_fromstring(clean)
+            else:
+                root = lxml_html.fragment_fromstring(clean, create_parent="div")
+        except etree.ParserError:  # nothing in it to parse (a bare doctype, a comment)
+            return cls(lxml_html.Element("div"), False, [], markup)
         jobs = [
             RunJob.plan(run, language, unknown)
             for block in _blocks(root)
@@ -356,6 +371,8 @@ class HtmlJob:
         return self.serialize()
 
     def serialize(self) -> str:
+        if self.unparsed is not None:
+            return self.unparsed
         if self.document:
             tree = self.root.getroottree()
             return etree.tostring(
