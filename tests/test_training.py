@@ -37,6 +37,14 @@ def test_unknown_config_key_names_the_key(tiny_config: dict) -> None:
         validate_config(tiny_config)
 
 
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_shipped_config_is_valid(path: Path) -> None:
+    config = load_config(path, [])
+    assert config.data.src_lang != config.data.tgt_lang
+
+
 def test_overrides_are_typed_and_checked(tmp_path: Path, tiny_config: dict) -> None:
     path = write_yaml(tmp_path / "c.yaml", tiny_config)
     cfg = load_config(path, ["train.batch_tokens=77", "model.attention=bahdanau"])
