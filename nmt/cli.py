@@ -1,5 +1,6 @@
-"""The ``nmt`` command: dispatches ``train`` to ``training``, ``serve`` to ``service``
-and ``translate`` / ``evaluate`` to ``nmt.commands``; sets up logging."""
+"""The ``nmt`` command: dispatches ``train`` to ``training``, ``serve`` and
+``quickstart`` to ``service``, and ``translate`` / ``evaluate`` to ``nmt.commands``;
+sets up logging."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from nmt import commands
 from nmt.process import configure_logging
 from service import command as serve_command
+from service import quickstart
 from training import command as train_command
 
 
@@ -22,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_translate_parser(sub)
     commands.add_evaluate_parser(sub)
     serve_command.add_parser(sub)
+    quickstart.add_parser(sub)
     return parser
 
 
@@ -37,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         "translate": commands.run_translate,
         "evaluate": commands.run_evaluate,
         "serve": serve_command.run,
+        "quickstart": quickstart.run,
     }
     try:
         return run[args.command](args)

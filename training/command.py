@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nmt.process import StopRequest
+    from training.config import Config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,10 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmt.device import resolve_device
-    from nmt.process import FragmentReleaser, StopRequest, configure_threads, keep_freed_memory
     from training.config import load_config
-    from training.trainer import Trainer
 
     overrides = list(args.overrides)
     if args.output_dir is not None:
@@ -51,14 +53,27 @@ def run(args: argparse.Namespace) -> int:
     if args.device is not None:
         overrides.append(f"device={args.device}")
     config = load_config(args.config, overrides)
+    train(config, args.resume, args.max_steps, args.max_minutes)
+    return 0
+
+
+def train(
+    config: Config, resume: bool, max_steps: int | None = None, max_minutes: float | None = None
+) -> StopRequest:
+    """Train ``config`` with the process set up for it (threads, allocator, signals);
+    the returned request says whether a signal stopped the run (``reason``)."""
+    from nmt.device import resolve_device
+    from nmt.process import FragmentReleaser, StopRequest, configure_threads, keep_freed_memory
+    from training.trainer import Trainer
+
     configure_threads(config.train.num_threads)
     on_cpu = resolve_device(config.device).type == "cpu"
     release = FragmentReleaser() if on_cpu and keep_freed_memory() else None
-    trainer = Trainer(config, resume=args.resume, release_fragments=release)
+    trainer = Trainer(config, resume=resume, release_fragments=release)
     stop = StopRequest()
     try:
         with stop.installed():
-            trainer.run(max_steps=args.max_steps, max_minutes=args.max_minutes, stop=stop)
+            trainer.run(max_steps=max_steps, max_minutes=max_minutes, stop=stop)
     finally:
         trainer.close()
-    return 0
+    return stop

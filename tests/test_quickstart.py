@@ -1,0 +1,62 @@
+"""``nmt quickstart``: trains when there is no model, continues a stopped run, serves."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from conftest import free_port, server_process, tiny_config_dict
+
+from nmt.checkpoint import save_checkpoint
+from service.quickstart import training_state
+
+MINIMAL = {"model_config": {}, "model": {}, "src_spm": b"spm", "tgt_spm": b"spm"}
+
+
+@pytest.mark.parametrize(
+    ("stopped", "best", "state"),
+    [
+        ("max_minutes 10.0 reached", True, "done"),
+        ("early stopping: no BLEU gain", True, "done"),
+        ("stopped by SIGINT", True, "unfinished"),
+        (None, True, "unfinished"),  # a periodic save: killed while training
+        ("max_steps 20 reached", False, "unfinished"),
+    ],
+)
+def test_the_run_directory_says_whether_to_train(
+    tmp_path: Path, stopped: str | None, best: bool, state: str
+) -> None:
+    assert training_state(tmp_path) == "none"
+    scores = {"saved": "periodic"} if stopped is None else {"stopped": stopped}
+    save_checkpoint({**MINIMAL, "scores": scores}, tmp_path / "last.pt")
+    if best:
+        save_checkpoint(MINIMAL, tmp_path / "best.pt")
+    assert training_state(tmp_path) == state
+
+
+def test_quickstart_trains_then_serves_and_then_starts_at_once(
+    corpus_dir: Path, tmp_path: Path
+) -> None:
+    raw = tiny_config_dict(corpus_dir, tmp_path / "quick")
+    raw["train"]["max_steps"] = 12
+    config = tmp_path / "quick.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    for first in (True, False):
+        port = free_port()
+        command = [sys.executable, "-m", "nmt.cli", "quickstart", "--config", str(config)]
+        command += ["--port", str(port)]
+        with server_process(command, dict(os.environ), port, timeout=180) as server:
+            answer = httpx.post(
+                f"{server.base}/translate",
+                data={"q": "the dog runs", "source": "xx", "target": "yy"},
+            )
+            assert answer.status_code == 200, answer.text
+            output = server.output()
+            assert f"Open http://127.0.0.1:{port}/ in a browser" in output
+            assert f"curl -s http://127.0.0.1:{port}/translate" in output
+            assert ("training the quick model" in output) is first
+    assert training_state(tmp_path / "quick") == "done"
