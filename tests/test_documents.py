@@ -153,6 +153,8 @@ def test_inline_markup_follows_the_aligned_words(source: str, expected: str) -> 
         "<p>\x00bad\ud800 chars</p>",
         "",
         "<script>var a = '<b>';</script><p>a</p>",
+        "https://x.y<code>x</code>",  # a URL must not swallow the kept element after it
+        "<b>é<b><a href='x'></a></b>&lt;</b>",  # empty elements inside empty elements
     ],
 )
 def test_malformed_markup_is_recovered_and_keeps_its_tags(source: str) -> None:

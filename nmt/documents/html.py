@@ -228,6 +228,7 @@ class _Builder:
     def __init__(self) -> None:
         self.root = etree.Element("run")
         self.stack: list[tuple[int, etree._Element]] = []
+        self.made: dict[int, etree._Element] = {}  # every element's copy so far, by id
 
     def _top(self) -> etree._Element:
         return self.stack[-1][1] if self.stack else self.root
@@ -243,9 +244,13 @@ class _Builder:
         node.tail = None
         self._top().append(node)
 
-    def empty(self, original: etree._Element) -> None:
-        """A copy of ``original`` (tag and attributes) with nothing in it."""
-        self._top().append(_shell(original))
+    def empty(self, element: int, run: Run) -> None:
+        """Inline element ``element``, which no target word stands in, as an empty copy:
+        inside its parent's copy when there is one (open or not), else here."""
+        shell = _shell(run.elements[element])
+        parent = run.parents[element]
+        (self.made[parent] if parent in self.made else self.root).append(shell)
+        self.made[element] = shell
 
     def open_chain(self, chain: list[int], run: Run, space: str) -> None:
         """Close the open elements not in ``chain``, add ``space``, open the rest."""
@@ -258,6 +263,7 @@ class _Builder:
             new = _shell(run.elements[element])
             self._top().append(new)
             self.stack.append((element, new))
+            self.made[element] = new
 
 
 def _shell(original: etree._Element) -> etree._Element:
@@ -280,17 +286,11 @@ def rebuild(run: Run, words: list[Word], lead: str, trail: str) -> None:
             empties.setdefault(min(first, len(words)), []).append(element)
     build = _Builder()
     for i in range(len(words) + 1):
-        chain = chains[i] if i < len(words) else []
-        space = " " if i else ""  # between words, outside the elements that start here
         for element in empties.get(i, []):
-            parent = run.parents[element]
-            context = chain[: chain.index(parent) + 1] if parent in chain else []
-            build.open_chain(context, run, space)
-            build.empty(run.elements[element])
-            space = ""
+            build.empty(element, run)
         if i == len(words):
             break
-        build.open_chain(chain, run, space)
+        build.open_chain(chains[i], run, " " if i else "")
         text = words[i][0]
         marker = ord(text) - FIRST_MARKER if len(text) == 1 else -1
         if 0 <= marker < len(run.atoms):

@@ -18,24 +18,26 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-_END = r"[^\s.,;:!?'\"()\[\]{}<>]"  # a URL does not end in punctuation
 # Characters of Unicode's private use area stand for markup kept as it is (see
-# ``nmt.documents.html``): each is a placeholder of its own.
+# ``nmt.documents.html``): each is a placeholder of its own, and no other placeholder
+# may swallow one.
 MARKUP = "\ue000-\uf8ff"
+_ANY = rf"[^\s{MARKUP}]"
+_END = rf"[^\s.,;:!?'\"()\[\]{{}}<>{MARKUP}]"  # a URL does not end in punctuation
 PATTERN = re.compile(
     "|".join(
         [
             f"[{MARKUP}]",
-            rf"(?:https?|ftp)://\S*{_END}",  # URL
-            rf"www\.\S*{_END}",
+            rf"(?:https?|ftp)://{_ANY}*{_END}",  # URL
+            rf"www\.{_ANY}*{_END}",
             r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",  # e-mail address
             r"(?<![\w@])@\w+(?:@[\w-]+(?:\.[\w-]+)+)?",  # @mention, @user@host
             r"(?<![\w#&])#\w+",  # hashtag
-            r"\{\{[^{}]*\}\}",  # {{name}}
+            rf"\{{\{{[^{{}}{MARKUP}]*\}}\}}",  # {{name}}
             r"\{\w*\}",  # {0}, {name}, {}
             r"%\d+\$[a-z@]",  # %1$s
             r"%[sdif@]",  # %s
-            r"\[[^\[\]\s]{1,24}\]",  # [X7X]
+            rf"\[[^\[\]\s{MARKUP}]{{1,24}}\]",  # [X7X]
             r"(?<!\w)[-+]?\d+(?:[.,:/]\d+)*(?!\w)",  # numbers, times, dates
         ]
     )
