@@ -55,15 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from service.app import create_app
     from service.server import serve
     from service.settings import load_settings
-    from training.command import train
-    from training.config import load_config
+    from training.command import config_from_args, train
 
-    overrides = list(args.overrides)
-    if args.output_dir is not None:
-        overrides.append(f"output_dir={args.output_dir}")
-    if args.device is not None:
-        overrides.append(f"device={args.device}")
-    config = load_config(args.config, overrides)
+    config = config_from_args(args)
     out = Path(config.output_dir)
     state = training_state(out)
     if state != "done":

@@ -44,7 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The training config named by ``--config``, with ``--set``, ``--output-dir`` and
+    ``--device`` applied."""
     from training.config import load_config
 
     overrides = list(args.overrides)
@@ -52,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"output_dir={args.output_dir}")
     if args.device is not None:
         overrides.append(f"device={args.device}")
-    config = load_config(args.config, overrides)
-    train(config, args.resume, args.max_steps, args.max_minutes)
+    return load_config(args.config, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    train(config_from_args(args), args.resume, args.max_steps, args.max_minutes)
     return 0
 
 

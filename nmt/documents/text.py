@@ -45,14 +45,15 @@ class TextJob:
     def alternatives(self, translations: list[Translation], count: int) -> list[str]:
         """Up to ``count`` other translations of the text: the i-th takes each
         sentence's i-th alternative where it has one (and no placeholders), else its best."""
-        out = []
+        out: list[str] = []
+        best = self.finish(translations)
         for i in range(1, count + 1):
             sentences = []
             for m, t in zip(self.masked, translations, strict=True):
                 other = i < len(t.n_best) and not m.placeholders
                 sentences.append(t.n_best[i][0] if other else sentence_text(m, t))
             text = self.segmented.join(sentences)
-            if text not in out and text != self.finish(translations):
+            if text not in out and text != best:
                 out.append(text)
         return out
 
