@@ -4,16 +4,23 @@ With no quick model in its run directory, it trains ``configs/quick_en_de.yaml``
 usable en->de model in about 10 minutes on 2 CPU cores); a run that was stopped
 (Ctrl-C) continues where it stopped. Then it serves the model and prints where to point
 a browser and how to call the API. With the model there, it starts in seconds.
+
+In a container, ``--no-serve --model-out /models/NAME.pt`` makes it a one-shot training
+job that leaves the model where ``nmt serve`` finds it (docker/compose.yaml).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from nmt.checkpoint import read_checkpoint
+
+if TYPE_CHECKING:
+    from training.config import Config
 
 log = logging.getLogger("nmt")
 
@@ -31,6 +38,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument(
+        "--no-serve",
+        dest="serve",
+        action="store_false",
+        help="train (or continue) if needed, then exit instead of serving",
+    )
+    p.add_argument(
+        "--model-out",
+        type=Path,
+        metavar="PATH",
+        help="also copy the trained model here; when PATH exists, nothing is trained",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -52,36 +71,67 @@ def training_state(out: Path) -> Literal["none", "unfinished", "done"]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.app import create_app
-    from service.server import serve
-    from service.settings import load_settings
-    from training.command import config_from_args, train
+    from training.command import config_from_args
 
     config = config_from_args(args)
     out = Path(config.output_dir)
-    state = training_state(out)
-    if state != "done":
-        budget = config.train.max_minutes or 10.0
-        spent = 0.0
-        if state == "unfinished":
-            spent = read_checkpoint(out / "last.pt")["training"]["progress"]["minutes"]
-        left = max(budget - spent, 0.5)
-        log.info(
-            "%s the quick model in %s: about %.0f minutes left; Ctrl-C pauses, and "
-            "`nmt quickstart` again continues",
-            "continuing" if state == "unfinished" else "training",
-            out,
-            left,
-        )
-        stop = train(config, resume=state == "unfinished", max_minutes=left)
-        if stop.reason is not None:
-            print(f"paused ({stop.reason}); run `nmt quickstart` again to continue")
+    if args.model_out is not None and args.model_out.is_file():
+        log.info("%s is there: nothing to train", args.model_out)
+        checkpoint = args.model_out
+    else:
+        paused = ensure_trained(config, out)
+        if paused is not None:
+            print(f"paused ({paused}); run `nmt quickstart` again to continue")
             return 130
-    checkpoint = out / "best.pt"
+        checkpoint = out / "best.pt"
+        if args.model_out is not None:
+            publish(checkpoint, args.model_out)
+            checkpoint = args.model_out
+    if args.serve:
+        serve_quick_model(checkpoint, config.data.src_lang, config.data.tgt_lang, args)
+    return 0
+
+
+def ensure_trained(config: Config, out: Path) -> str | None:
+    """Train the quick model into ``out`` or continue its run; why it paused, if it did."""
+    from training.command import train
+
+    state = training_state(out)
+    if state == "done":
+        return None
+    budget = config.train.max_minutes or 10.0
+    spent = 0.0
+    if state == "unfinished":
+        spent = read_checkpoint(out / "last.pt")["training"]["progress"]["minutes"]
+    left = max(budget - spent, 0.5)
+    log.info(
+        "%s the quick model in %s: about %.0f minutes left; Ctrl-C pauses, and "
+        "`nmt quickstart` again continues",
+        "continuing" if state == "unfinished" else "training",
+        out,
+        left,
+    )
+    stop = train(config, resume=state == "unfinished", max_minutes=left)
+    return stop.reason
+
+
+def publish(checkpoint: Path, target: Path) -> None:
+    """Copy ``checkpoint`` to ``target`` whole or not at all (a server may be watching)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(checkpoint, partial)
+    partial.replace(target)
+    log.info("model published to %s", target)
+
+
+def serve_quick_model(checkpoint: Path, src: str, tgt: str, args: argparse.Namespace) -> None:
+    from service.app import create_app
+    from service.server import serve
+    from service.settings import load_settings
+
     settings = load_settings(None, models={"quick": checkpoint}, host=args.host,
                              port=args.port, device=args.device)  # fmt: skip
     base = f"http://{args.host}:{args.port}"
-    src, tgt = config.data.src_lang, config.data.tgt_lang
     print(
         f"\nServing {checkpoint} ({src} -> {tgt}).\n"
         f"  Open {base}/ in a browser, or call the API:\n"
@@ -90,4 +140,3 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     serve(create_app(settings), settings, "info")
-    return 0

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -18,31 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import torch
-
-WORDS = ["the", "dog", "cat", "runs", "sees", "a", "big", "small", "red", "man", "woman", "ball"]
-GLOSS = {w: w[::-1] + "x" for w in WORDS}  # a "language" whose words are reversed + x
-
-
-def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
-    """Source sentences and their deterministic 'translations' (word map + reversal)."""
-    rng = random.Random(seed)
-    pairs = []
-    for _ in range(n):
-        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 6))]
-        pairs.append((" ".join(words), " ".join(GLOSS[w] for w in reversed(words))))
-    return pairs
-
-
-def write_split(
-    directory: Path, split: str, pairs: list[tuple[str, str]], gz: bool = False
-) -> None:
-    for lang, side in (("xx", 0), ("yy", 1)):
-        text = "\n".join(p[side] for p in pairs) + "\n"
-        if gz:
-            with gzip.open(directory / f"{split}.{lang}.gz", "wt", encoding="utf-8") as f:
-                f.write(text)
-        else:
-            (directory / f"{split}.{lang}").write_text(text, encoding="utf-8")
+from toy import make_pairs, tiny_config_dict, train_toy_model, write_split
 
 
 @pytest.fixture(autouse=True)
@@ -59,26 +33,6 @@ def corpus_dir(tmp_path: Path) -> Path:
     return directory
 
 
-def tiny_config_dict(corpus_dir: Path, output_dir: Path) -> dict[str, Any]:
-    """A raw config dict for a model that trains in a second or two."""
-    return {
-        "output_dir": str(output_dir),
-        "device": "cpu",
-        "data": {"dir": str(corpus_dir), "src_lang": "xx", "tgt_lang": "yy", "download": False},
-        "tokenizer": {"joint": True, "vocab_size": 60},
-        "model": {"emb_size": 16, "encoder_hidden": 16, "decoder_hidden": 24, "dropout": 0.2},
-        "train": {
-            "batch_tokens": 120,
-            "valid_every": 4,
-            "log_every": 2,
-            "keep_last": 1,
-            "precision": "fp32",
-            "seed": 7,
-            "early_stopping_patience": None,
-        },
-    }
-
-
 @pytest.fixture
 def tiny_config(corpus_dir: Path, tmp_path: Path) -> dict[str, Any]:
     return tiny_config_dict(corpus_dir, tmp_path / "run")
@@ -91,21 +45,7 @@ def toy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Trained once per test session (a few seconds) and shared, read-only, by the tests
     that need real translations: evaluation, the service, the container command.
     """
-    from training.config import validate_config
-    from training.trainer import Trainer
-
-    root = tmp_path_factory.mktemp("toy")
-    corpus = root / "data"
-    corpus.mkdir()
-    write_split(corpus, "train", make_pairs(80, seed=1), gz=True)
-    write_split(corpus, "val", make_pairs(12, seed=2))
-    raw = tiny_config_dict(corpus, root / "run")
-    raw["train"].update(valid_every=100, learning_rate=0.01, keep_last=0)
-    # PyTorch's default init learns this tiny model faster than U(-0.1, 0.1)
-    raw["model"].update(dropout=0.0, init_range=0.0)
-    torch.manual_seed(0)
-    Trainer(validate_config(raw)).run(max_steps=300)
-    return root / "run" / "best.pt"
+    return train_toy_model(tmp_path_factory.mktemp("toy"))
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_pairs
+from toy import make_pairs
 
 from nmt.cli import main
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_pairs
+from toy import make_pairs
 
 import nmt.inference.prepare as prepare_module
 from nmt.checkpoint import load_model

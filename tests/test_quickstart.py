@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from conftest import free_port, server_process, tiny_config_dict
+from conftest import free_port, server_process
+from toy import tiny_config_dict
 
 from nmt.checkpoint import save_checkpoint
 from service.quickstart import training_state
@@ -60,3 +63,25 @@ def test_quickstart_trains_then_serves_and_then_starts_at_once(
             assert f"curl -s http://127.0.0.1:{port}/translate" in output
             assert ("training the quick model" in output) is first
     assert training_state(tmp_path / "quick") == "done"
+
+
+def test_as_a_one_shot_job_it_publishes_the_model_and_then_trains_nothing(
+    corpus_dir: Path, tmp_path: Path
+) -> None:
+    """What compose's training service runs: train, copy the model where serve finds it."""
+    raw = tiny_config_dict(corpus_dir, tmp_path / "quick")
+    raw["train"]["max_steps"] = 8
+    config = tmp_path / "quick.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    model = tmp_path / "models" / "en-de.pt"
+    command = [sys.executable, "-m", "nmt.cli", "quickstart", "--config", str(config)]
+    command += ["--no-serve", "--model-out", str(model)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "training the quick model" in first.stderr
+    assert model.read_bytes() == (tmp_path / "quick" / "best.pt").read_bytes()
+    assert not list(model.parent.glob(".*partial"))
+    shutil.rmtree(tmp_path / "quick")  # the model alone is enough to skip training
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to train" in again.stderr and not (tmp_path / "quick").exists()

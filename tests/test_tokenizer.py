@@ -6,7 +6,7 @@ import random
 
 import pytest
 import torch
-from conftest import make_pairs
+from toy import make_pairs
 
 from nmt.checkpoint import load_model, read_checkpoint, save_checkpoint, tokenizers
 from nmt.tokenizer import Tokenizer

@@ -82,7 +82,7 @@ def _params(path: Path) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory: pytest.TempPathFactory, corpus_dir_module: Path) -> Path:
     """The run that nobody killed."""
-    from conftest import tiny_config_dict
+    from toy import tiny_config_dict
 
     raw = tiny_config_dict(corpus_dir_module, tmp_path_factory.mktemp("straight"))
     torch.manual_seed(0)
@@ -92,7 +92,7 @@ def straight(tmp_path_factory: pytest.TempPathFactory, corpus_dir_module: Path) 
 
 @pytest.fixture(scope="module")
 def corpus_dir_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import make_pairs, write_split
+    from toy import make_pairs, write_split
 
     directory = tmp_path_factory.mktemp("data")
     write_split(directory, "train", make_pairs(80, seed=1), gz=True)
@@ -109,7 +109,7 @@ def corpus_dir_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_killed_run_resumes_to_the_uninterrupted_parameters(
     fault: str, at: int, straight: Path, corpus_dir_module: Path, tmp_path: Path
 ) -> None:
-    from conftest import tiny_config_dict
+    from toy import tiny_config_dict
 
     raw = tiny_config_dict(corpus_dir_module, tmp_path / "run")
     _kill_run(copy.deepcopy(raw), fault, at)
@@ -143,7 +143,7 @@ def _assert_best_not_behind_last(out: Path) -> None:
 def test_a_kill_before_the_first_validation_still_leaves_something_to_resume(
     corpus_dir_module: Path, tmp_path: Path
 ) -> None:
-    from conftest import tiny_config_dict
+    from toy import tiny_config_dict
 
     raw = tiny_config_dict(corpus_dir_module, tmp_path / "run")
     raw["train"]["save_every_minutes"] = 1e-6  # every step
@@ -168,7 +168,7 @@ def test_building_and_running_a_trainer_leaves_the_process_as_it_was(
     corpus_dir_module: Path, tmp_path: Path
 ) -> None:
     """Threads, signal handlers and the allocator are the entry point's to set."""
-    from conftest import tiny_config_dict
+    from toy import tiny_config_dict
 
     raw = tiny_config_dict(corpus_dir_module, tmp_path / "run")
     raw["train"]["num_threads"] = 1
