@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,23 @@ def test_run_directory_holds_checkpoints_curve_and_config(tiny_config: dict) -> 
     loaded = load_model(out / "best.pt")
     assert loaded.step == best["step"]
     assert validate_config(yaml.safe_load((out / "config.yaml").read_text())) == cfg
+
+
+@pytest.mark.parametrize("budget", [None, 5.0])
+def test_log_lines_say_how_much_of_the_time_budget_is_left(
+    tiny_config: dict, budget: float | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="training.trainer"):
+        Trainer(validate_config(tiny_config)).run(max_steps=6, max_minutes=budget)
+    lines = [r.getMessage() for r in caplog.records if "tgt tok/s" in r.getMessage()]
+    assert len(lines) == 3  # log_every 2
+    left = [re.search(r"\| ([\d.]+) min left$", line) for line in lines]
+    if budget is None:
+        assert not any(left)
+    else:
+        minutes = [float(m.group(1)) for m in left if m]
+        assert len(minutes) == 3 and minutes == sorted(minutes, reverse=True)
+        assert 4.0 < minutes[-1] <= minutes[0] <= budget
 
 
 def test_resume_without_a_checkpoint_fails_clearly(tiny_config: dict) -> None:

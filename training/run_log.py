@@ -15,6 +15,61 @@ from training.validation import Validation
 log = logging.getLogger("training.trainer")
 
 
+class TrainingBar:
+    """The terminal's progress bar (rank 0, on a terminal only): the time spent against
+    the budget when the run has one (``max_minutes``), so that its estimate is the time
+    left of the whole run; otherwise the steps of the current epoch."""
+
+    def __init__(self, budget_minutes: float | None, enabled: bool) -> None:
+        self.budget = budget_minutes
+        self.disable = None if enabled else True  # None: tqdm shows it on a terminal only
+        self.bar: tqdm | None = None
+        if self.budget is not None:
+            self.bar = tqdm(
+                total=round(self.budget * 60),
+                smoothing=0,  # seconds per second: the remaining time is the budget left
+                desc="training",
+                unit="s",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} of the budget, "
+                "{remaining} left{postfix}",
+                dynamic_ncols=True,
+                disable=self.disable,
+                leave=False,
+            )
+
+    def start_epoch(self, epoch: int, steps: int | None, done: int) -> None:
+        if self.budget is not None:
+            return
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = tqdm(
+            total=steps,
+            initial=done,
+            desc=f"epoch {epoch + 1}",
+            unit="step",
+            dynamic_ncols=True,
+            disable=self.disable,
+            leave=False,
+        )
+
+    def step(self, elapsed_minutes: float) -> None:
+        """One optimizer step done, ``elapsed_minutes`` into this invocation."""
+        assert self.bar is not None
+        if self.budget is None:
+            self.bar.update()
+        else:
+            seconds = min(round(elapsed_minutes * 60), round(self.budget * 60))
+            self.bar.update(seconds - self.bar.n)
+
+    def show(self, **values: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(values)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 class RunLog:
     """Appends records to ``out/curve.jsonl`` and logs them; silent on ranks other
     than 0 (``enabled`` False)."""
@@ -37,9 +92,11 @@ class RunLog:
         speed: float,
         grad_norm: float,
         lr: float,
-        bar: tqdm,
+        bar: TrainingBar,
+        minutes_left: float | None,
     ) -> None:
-        """A training record: mean loss and target tokens/s since the last one."""
+        """A training record: mean loss and target tokens/s since the last one; the log
+        line also says how much of the time budget is left, if there is one."""
         self._write(
             {
                 "kind": "train",
@@ -53,15 +110,17 @@ class RunLog:
                 "tgt_tokens_per_s": round(speed, 1),
             }
         )
-        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{speed:.0f}")
+        bar.show(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{speed:.0f}")
+        left = "" if minutes_left is None else f" | {max(minutes_left, 0.0):.1f} min left"
         log.info(
-            "step %d epoch %d | loss %.4f | lr %.2e | grad norm %.2f | %.0f tgt tok/s",
+            "step %d epoch %d | loss %.4f | lr %.2e | grad norm %.2f | %.0f tgt tok/s%s",
             p.step,
             p.epoch + 1,
             loss,
             lr,
             grad_norm,
             speed,
+            left,
         )
 
     def validation(

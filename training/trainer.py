@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 import yaml
-from tqdm import tqdm
 
 from nmt.checkpoint import sweep_temporary_files
 from nmt.device import autocast, autocast_dtype, resolve_device
@@ -28,7 +27,7 @@ from nmt.process import StopRequest
 from training.batching import Batch, make_batch
 from training.config import Config
 from training.distributed import broadcast_object, close_world, step_totals
-from training.run_log import RunLog
+from training.run_log import RunLog, TrainingBar
 from training.setup import (
     build_model,
     build_optimization,
@@ -95,6 +94,10 @@ class Limits:
 
     def out_of_time(self, clock: RunClock) -> bool:
         return self.max_minutes is not None and clock.elapsed_minutes() >= self.max_minutes
+
+    def minutes_left(self, clock: RunClock) -> float | None:
+        """Of this invocation's time budget; None without one."""
+        return None if self.max_minutes is None else self.max_minutes - clock.elapsed_minutes()
 
     def save_due(self, clock: RunClock) -> bool:
         every = self.save_every_minutes
@@ -243,28 +246,24 @@ class Trainer:
         window = LogWindow()
         # An optimizer step takes `accumulate` batches on each of the world's ranks.
         per_step = world.size * tc.accumulate
-        while p.epoch < tc.max_epochs:
-            batches, count = epoch_batches(
-                self.config, self.train_set, self.src_tok, self.tgt_tok, p.epoch
-            )
-            bar = tqdm(
-                total=None if count is None else count // per_step,
-                initial=p.batch_in_epoch // per_step,
-                desc=f"epoch {p.epoch + 1}",
-                unit="step",
-                dynamic_ncols=True,
-                disable=None if world.is_main else True,
-                leave=False,
-            )
-            with bar:
+        bar = TrainingBar(limits.max_minutes, enabled=world.is_main)
+        try:
+            while p.epoch < tc.max_epochs:
+                batches, count = epoch_batches(
+                    self.config, self.train_set, self.src_tok, self.tgt_tok, p.epoch
+                )
+                steps = None if count is None else count // per_step
+                bar.start_epoch(p.epoch, steps, p.batch_in_epoch // per_step)
                 remaining = itertools.islice(batches, p.batch_in_epoch, None)
                 # full groups only: every rank must take the same number of steps
                 while len(group := list(itertools.islice(remaining, per_step))) == per_step:
                     reason = self._step_on(group, window, limits, stop, clock, bar)
                     if reason is not None:
                         return reason
-            p.epoch += 1
-            p.batch_in_epoch = 0
+                p.epoch += 1
+                p.batch_in_epoch = 0
+        finally:
+            bar.close()
         return "max_epochs reached"
 
     def _step_on(
@@ -274,7 +273,7 @@ class Trainer:
         limits: Limits,
         stop: StopRequest,
         clock: RunClock,
-        bar: tqdm,
+        bar: TrainingBar,
     ) -> str | None:
         """Train one step on this rank's share of ``group``; log, validate and save when
         due. Returns why the run stops here, or None to go on."""
@@ -285,7 +284,7 @@ class Trainer:
         loss_sum, grad_norm, lr = self.train_step(micro, p.step + 1)
         p.step += 1
         p.batch_in_epoch += len(group)
-        bar.update()
+        bar.step(clock.elapsed_minutes())
         out_of_time = limits.out_of_time(clock)
         local_stop = stop.reason is not None or out_of_time
         loss_sum, tokens, stopping, save_due = step_totals(
@@ -302,7 +301,14 @@ class Trainer:
         p.minutes = clock.minutes()
         if p.step % tc.log_every == 0:
             self.log.training(
-                p, p.minutes, window.mean_loss(), window.tokens_per_second(), grad_norm, lr, bar
+                p,
+                p.minutes,
+                window.mean_loss(),
+                window.tokens_per_second(),
+                grad_norm,
+                lr,
+                bar,
+                limits.minutes_left(clock),
             )
             if self.release_fragments is not None:
                 self.release_fragments()
