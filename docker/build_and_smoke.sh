@@ -83,7 +83,7 @@ fill_build_extra() {
         fi
     fi
     if [ "$VARIANT" = cuda ]; then
-        build_args+=(--build-arg "TORCH_INDEX_URL=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cu128}")
+        build_args+=(--build-arg "TORCH_INDEX_URL=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cu130}")
     fi
 }
 

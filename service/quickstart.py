@@ -1,7 +1,7 @@
 """``nmt quickstart``: from a fresh clone to a running translator in one command.
 
 With no quick model in its run directory, it trains ``configs/quick_en_de.yaml`` (a
-usable en->de model in about 10 minutes on 2 CPU cores); a run that was stopped
+usable en->de model in 8 minutes on 2 CPU cores); a run that was stopped
 (Ctrl-C) continues where it stopped. Then it serves the model and prints where to point
 a browser and how to call the API. With the model there, it starts in seconds.
 
