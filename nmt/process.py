@@ -41,6 +41,50 @@ def configure_threads(threads: int | None) -> None:
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 
+# NMT_MALLOC: which C allocator the process uses. "glibc-tuned" (the default): glibc,
+# told to keep freed memory (``keep_freed_memory``) and trimmed now and then
+# (``FragmentReleaser``); "glibc": glibc as it comes; the others are preloaded from
+# Debian's libjemalloc2 / libtcmalloc-minimal4 by ``preload_allocator``.
+ALLOCATORS = {
+    "glibc-tuned": None,
+    "glibc": None,
+    "jemalloc": "jemalloc",  # ctypes.util.find_library names
+    "tcmalloc": "tcmalloc_minimal",
+}
+DEFAULT_ALLOCATOR = "glibc-tuned"
+
+
+def chosen_allocator() -> str:
+    """The allocator NMT_MALLOC names (``DEFAULT_ALLOCATOR`` when unset)."""
+    name = os.environ.get("NMT_MALLOC", "") or DEFAULT_ALLOCATOR
+    if name not in ALLOCATORS:
+        raise ValueError(f"NMT_MALLOC={name!r}: use one of {', '.join(ALLOCATORS)}")
+    return name
+
+
+def preload_allocator(argv: list[str]) -> None:
+    """Start this program again, as ``argv``, with NMT_MALLOC's allocator preloaded.
+
+    An allocator replaces malloc only if it is loaded before the C library's, that is
+    through LD_PRELOAD at program start: so the entry point re-executes itself once (the
+    second start finds its library in LD_PRELOAD and goes on). Does nothing for glibc,
+    and warns and goes on with glibc when the library is not installed.
+    """
+    name = ALLOCATORS[chosen_allocator()]
+    if name is None:
+        return
+    # found by the dynamic linker's cache; not loaded here: jemalloc cannot be dlopen'ed
+    # into a running process (its thread-local storage must be set up at start)
+    library = ctypes.util.find_library(name)
+    preloaded = os.environ.get("LD_PRELOAD", "")
+    if library is None:
+        log.warning("NMT_MALLOC: lib%s is not installed; going on with glibc's malloc", name)
+        return
+    if library in preloaded.split(":"):
+        return
+    env = {**os.environ, "LD_PRELOAD": ":".join(filter(None, [library, preloaded]))}
+    os.execve(argv[0], argv, env)
+
 
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
@@ -64,10 +108,11 @@ def keep_freed_memory() -> bool:
     False where the C library is not glibc (nothing changes there).
 
     Blocks of varying sizes fragment the heap over time, so callers should also
-    release them now and then: see ``FragmentReleaser``.
+    release them now and then: see ``FragmentReleaser``. Also False when NMT_MALLOC
+    chose another allocator.
     """
     libc = _libc()
-    if libc is None:
+    if libc is None or chosen_allocator() != "glibc-tuned":
         return False
     ok = libc.mallopt(_M_MMAP_MAX, 0) == 1
     ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**30) == 1

@@ -87,7 +87,6 @@ class RunLog:
     def training(
         self,
         p: Progress,
-        minutes: float,
         loss: float,
         speed: float,
         grad_norm: float,
@@ -102,7 +101,7 @@ class RunLog:
                 "kind": "train",
                 "step": p.step,
                 "epoch": p.epoch + 1,
-                "minutes": round(minutes, 3),
+                "minutes": round(p.minutes, 3),
                 "loss": round(loss, 4),
                 "lr": lr,
                 "grad_norm": round(grad_norm, 3),

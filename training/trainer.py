@@ -300,16 +300,8 @@ class Trainer:
         p.target_tokens += tokens
         p.minutes = clock.minutes()
         if p.step % tc.log_every == 0:
-            self.log.training(
-                p,
-                p.minutes,
-                window.mean_loss(),
-                window.tokens_per_second(),
-                grad_norm,
-                lr,
-                bar,
-                limits.minutes_left(clock),
-            )
+            speed, left = window.tokens_per_second(), limits.minutes_left(clock)
+            self.log.training(p, window.mean_loss(), speed, grad_norm, lr, bar, left)
             if self.release_fragments is not None:
                 self.release_fragments()
             window.reset()
