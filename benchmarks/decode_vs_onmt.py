@@ -32,6 +32,7 @@ from pathlib import Path
 
 import sacrebleu
 import sentencepiece as spm
+from machine import describe
 
 from nmt.text_files import read_lines
 
@@ -142,6 +143,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": os.uname().nodename,
         "cpu_count": os.cpu_count(),
+        "processor": describe(seconds=0.5),
         "checkpoint": str(args.checkpoint),
         "onmt_model": str(args.onmt_model),
         "repeats": args.repeats,

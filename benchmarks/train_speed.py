@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import describe
+
 from nmt.checkpoint import read_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,6 +136,7 @@ def main() -> None:
         "minutes_per_system": args.minutes,
         "machine": os.uname().nodename,
         "cpu_count": os.cpu_count(),
+        "processor": describe(),
         "date": time.strftime("%Y-%m-%d"),
     }
     systems = args.systems.split(",")

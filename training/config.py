@@ -46,6 +46,21 @@ class DataConfig(Strict):
         "memory does not grow with the corpus (batches are shuffled within a chunk)",
     )
     chunk_pairs: int = Field(200_000, ge=1, description="training pairs per chunk (streaming)")
+    run_on_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="extra training pairs, as a fraction of the training split, each two "
+        "random pairs joined (half without the first one's final punctuation), so that "
+        "text with a sentence boundary the splitter cannot see is translated whole "
+        "(in-memory training only)",
+    )
+
+    @model_validator(mode="after")
+    def _run_ons_need_the_split_in_memory(self) -> DataConfig:
+        if self.streaming and self.run_on_fraction > 0:
+            raise ValueError("run_on_fraction needs the training split in memory (no streaming)")
+        return self
 
 
 class TokenizerConfig(Strict):

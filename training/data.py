@@ -15,6 +15,7 @@ from nmt.checkpoint import tokenizers
 from nmt.text_files import open_text
 from nmt.tokenizer import Tokenizer, normalize
 from training.config import Config, DataConfig, TokenizerConfig
+from training.run_ons import joined_pairs
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,12 @@ def prepare_data(config: Config, resume: dict[str, Any] | None = None) -> Prepar
             )
     train = None
     if not data.streaming:
+        if data.run_on_fraction > 0:
+            run_on_src, run_on_tgt = joined_pairs(
+                train_src, train_tgt, data.run_on_fraction, config.train.seed
+            )
+            log.info("train: %d run-on pairs added (data.run_on_fraction)", len(run_on_src))
+            train_src, train_tgt = train_src + run_on_src, train_tgt + run_on_tgt
         train = encode_pairs(
             train_src,
             train_tgt,
