@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     if argv is None:  # a program of its own (not called from Python): it owns the process
-        preload_allocator([sys.executable, *sys.orig_argv[1:]])
+        try:
+            preload_allocator([sys.executable, *sys.orig_argv[1:]])
+        except ValueError as error:
+            print(f"nmt: {error}", file=sys.stderr)
+            return 2
     from nmt.checkpoint import CheckpointError
     from training.config import ConfigError
     from training.data import DataError

@@ -56,3 +56,19 @@ def test_an_unknown_allocator_is_refused_with_the_choices(monkeypatch: pytest.Mo
     with pytest.raises(ValueError, match="glibc-tuned, glibc, jemalloc, tcmalloc"):
         chosen_allocator()
     assert list(ALLOCATORS) == ["glibc-tuned", "glibc", "jemalloc", "tcmalloc"]
+
+
+def test_the_nmt_command_names_the_choices_for_an_unknown_allocator() -> None:
+    env = {**os.environ, "NMT_MALLOC": "mimalloc"}
+    command = [sys.executable, "-m", "nmt.cli", "evaluate", "--checkpoint", "x.pt"]
+    result = subprocess.run(
+        [*command, "--src", "x", "--ref", "y"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    choices = "use one of glibc-tuned, glibc, jemalloc, tcmalloc"
+    assert f"NMT_MALLOC='mimalloc': {choices}" in result.stderr
