@@ -2,7 +2,7 @@
 
     python benchmarks/documents.py --checkpoint /work/runs/en_de/best.pt --out runs/bench_documents
 
-- Paragraphs: the test_2016_flickr sentences joined into paragraphs of 3-5 sentences
+- Paragraphs: the test_2016_flickr (``--split``) sentences joined into paragraphs of 3-5 sentences
   (fixed seed), translated as paragraphs (cut into sentences by the service's code),
   against the same sentences translated one by one and joined the same way; BLEU of
   both against the joined references.
@@ -87,10 +87,15 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/multi30k")
     parser.add_argument("--out", type=Path, default=ROOT / "runs/bench_documents")
+    parser.add_argument(
+        "--split",
+        default="test_2016_flickr",
+        help="the Multi30k split to use (choose settings on val, report on the test set)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    src = read_lines(args.data / "test_2016_flickr.en.gz")
-    ref = read_lines(args.data / "test_2016_flickr.de.gz")
+    src = read_lines(args.data / f"{args.split}.en.gz")
+    ref = read_lines(args.data / f"{args.split}.de.gz")
     translator = Translator.from_checkpoint(args.checkpoint, "cpu")
     cfg = SearchConfig(beam_size=5)
     result: dict = {}
@@ -126,7 +131,7 @@ def main() -> None:
     correct = total = 0
     per_language = {}
     for code in codes:
-        lines = read_lines(args.data / f"test_2016_flickr.{code}.gz")
+        lines = read_lines(args.data / f"{args.split}.{code}.gz")
         hits = sum(detection.detect(line).language == code for line in lines)
         per_language[code] = round(hits / len(lines), 4)
         correct, total = correct + hits, total + len(lines)
