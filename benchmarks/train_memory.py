@@ -8,10 +8,10 @@ the processor (benchmarks/machine.py).
 
     python benchmarks/train_memory.py --minutes 8 --variants glibc-tuned,jemalloc --rounds 1
 
-Variants: ``glibc-tuned`` (the trainer's default: glibc keeps freed memory, trimmed
-after 1 GiB of growth), ``glibc`` (glibc's own defaults: NMT_MALLOC=default),
-``jemalloc`` and ``tcmalloc`` (Debian's libjemalloc2 / libtcmalloc-minimal4, chosen
-with NMT_MALLOC, which the entry point applies before the run starts).
+Variants are NMT_MALLOC values (``nmt.process.ALLOCATORS``), which the entry point
+applies before the run starts: ``glibc-tuned`` (the default: glibc keeps freed memory,
+trimmed after 1 GiB of growth), ``glibc`` (glibc's own defaults), ``jemalloc`` and
+``tcmalloc`` (Debian's libjemalloc2 / libtcmalloc-minimal4, preloaded).
 """
 
 from __future__ import annotations
@@ -27,15 +27,9 @@ from pathlib import Path
 
 from machine import describe
 
-from nmt.process import resident_bytes
+from nmt.process import ALLOCATORS, resident_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {
-    "glibc-tuned": {},
-    "glibc": {"NMT_MALLOC": "glibc"},
-    "jemalloc": {"NMT_MALLOC": "jemalloc"},
-    "tcmalloc": {"NMT_MALLOC": "tcmalloc"},
-}
 
 
 def run(variant: str, minutes: float, out: Path, config: str) -> dict:
@@ -43,7 +37,7 @@ def run(variant: str, minutes: float, out: Path, config: str) -> dict:
     subprocess.run(["rm", "-rf", str(run_dir)], check=True)
     cmd = [sys.executable, "-m", "nmt.cli", "train", "--config", config]
     cmd += ["--output-dir", str(run_dir), "--max-minutes", str(minutes)]
-    env = {**os.environ, **VARIANTS[variant]}
+    env = {**os.environ, "NMT_MALLOC": variant}
     started = time.monotonic()
     samples: list[tuple[float, int]] = []
     with open(out / f"{variant}.log", "w", encoding="utf-8") as log:
@@ -78,10 +72,14 @@ def main() -> None:
     parser.add_argument("--config", default="configs/multi30k_en_de.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_memory")
     args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = set(variants) - set(ALLOCATORS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}: use {', '.join(ALLOCATORS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict = {"machine": describe(), "minutes": args.minutes, "runs": []}
     for _ in range(args.rounds):
-        for variant in args.variants.split(","):
+        for variant in variants:
             result["runs"].append(run(variant, args.minutes, args.out, args.config))
             print(json.dumps(result["runs"][-1]), flush=True)
             (args.out / "memory.json").write_text(json.dumps(result, indent=2))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from nmt.checkpoint import read_checkpoint
+from training.command import add_config_arguments, config_from_args, train
 
 if TYPE_CHECKING:
     from training.config import Config
@@ -33,11 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train the quick en->de model if there is none, then serve it",
         description=__doc__.split("\n\n")[1],
     )
-    p.add_argument("--config", type=Path, default=QUICK_CONFIG, help="training config")
-    p.add_argument("--output-dir", type=Path, help="run directory (default: the config's)")
+    add_config_arguments(p, QUICK_CONFIG)
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument(
         "--no-serve",
         dest="serve",
@@ -49,14 +48,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="PATH",
         help="also copy the trained model here; when PATH exists, nothing is trained",
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a training config value (repeatable)",
     )
 
 
@@ -71,8 +62,6 @@ def training_state(out: Path) -> Literal["none", "unfinished", "done"]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.command import config_from_args
-
     config = config_from_args(args)
     out = Path(config.output_dir)
     if args.model_out is not None and args.model_out.is_file():
@@ -94,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
 
 def ensure_trained(config: Config, out: Path) -> str | None:
     """Train the quick model into ``out`` or continue its run; why it paused, if it did."""
-    from training.command import train
-
     state = training_state(out)
     if state == "done":
         return None

@@ -41,17 +41,22 @@ def test_the_run_directory_says_whether_to_train(
     assert training_state(tmp_path) == state
 
 
+def quickstart_command(corpus_dir: Path, tmp_path: Path, max_steps: int) -> list[str]:
+    """``nmt quickstart`` on the toy corpus, its run in tmp_path/quick."""
+    raw = tiny_config_dict(corpus_dir, tmp_path / "quick")
+    raw["train"]["max_steps"] = max_steps
+    config = tmp_path / "quick.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return [sys.executable, "-m", "nmt.cli", "quickstart", "--config", str(config)]
+
+
 def test_quickstart_trains_then_serves_and_then_starts_at_once(
     corpus_dir: Path, tmp_path: Path
 ) -> None:
-    raw = tiny_config_dict(corpus_dir, tmp_path / "quick")
-    raw["train"]["max_steps"] = 12
-    config = tmp_path / "quick.yaml"
-    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    quickstart = quickstart_command(corpus_dir, tmp_path, max_steps=12)
     for first in (True, False):
         port = free_port()
-        command = [sys.executable, "-m", "nmt.cli", "quickstart", "--config", str(config)]
-        command += ["--port", str(port)]
+        command = [*quickstart, "--port", str(port)]
         with server_process(command, dict(os.environ), port, timeout=180) as server:
             answer = httpx.post(
                 f"{server.base}/translate",
@@ -69,12 +74,8 @@ def test_as_a_one_shot_job_it_publishes_the_model_and_then_trains_nothing(
     corpus_dir: Path, tmp_path: Path
 ) -> None:
     """What compose's training service runs: train, copy the model where serve finds it."""
-    raw = tiny_config_dict(corpus_dir, tmp_path / "quick")
-    raw["train"]["max_steps"] = 8
-    config = tmp_path / "quick.yaml"
-    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
     model = tmp_path / "models" / "en-de.pt"
-    command = [sys.executable, "-m", "nmt.cli", "quickstart", "--config", str(config)]
+    command = quickstart_command(corpus_dir, tmp_path, max_steps=8)
     command += ["--no-serve", "--model-out", str(model)]
     first = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert first.returncode == 0, first.stderr

@@ -20,8 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "best.pt (best validation BLEU), last.pt (full training state, for --resume), "
         "step_N.pt, curve.jsonl and the resolved config.yaml.",
     )
-    p.add_argument("--config", type=Path, help="YAML config (default: built-in defaults)")
-    p.add_argument("--output-dir", type=Path, help="run directory (overrides output_dir)")
+    add_config_arguments(p, None)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -33,6 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="stop after this many minutes of this invocation (checkpoint written)",
     )
+
+
+def add_config_arguments(p: argparse.ArgumentParser, default: Path | None) -> None:
+    """The arguments ``config_from_args`` reads: --config (``default`` when not given;
+    None: the built-in defaults), --output-dir, --device and --set."""
+    where = "built-in defaults" if default is None else default
+    p.add_argument("--config", type=Path, default=default, help=f"YAML config (default: {where})")
+    p.add_argument("--output-dir", type=Path, help="run directory (overrides output_dir)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides device)")
     p.add_argument(
         "--set",

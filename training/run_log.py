@@ -21,12 +21,12 @@ class TrainingBar:
     left of the whole run; otherwise the steps of the current epoch."""
 
     def __init__(self, budget_minutes: float | None, enabled: bool) -> None:
-        self.budget = budget_minutes
+        self.budget_seconds = None if budget_minutes is None else round(budget_minutes * 60)
         self.disable = None if enabled else True  # None: tqdm shows it on a terminal only
         self.bar: tqdm | None = None
-        if self.budget is not None:
+        if self.budget_seconds is not None:
             self.bar = tqdm(
-                total=round(self.budget * 60),
+                total=self.budget_seconds,
                 smoothing=0,  # seconds per second: the remaining time is the budget left
                 desc="training",
                 unit="s",
@@ -38,7 +38,7 @@ class TrainingBar:
             )
 
     def start_epoch(self, epoch: int, steps: int | None, done: int) -> None:
-        if self.budget is not None:
+        if self.budget_seconds is not None:
             return
         if self.bar is not None:
             self.bar.close()
@@ -55,11 +55,10 @@ class TrainingBar:
     def step(self, elapsed_minutes: float) -> None:
         """One optimizer step done, ``elapsed_minutes`` into this invocation."""
         assert self.bar is not None
-        if self.budget is None:
+        if self.budget_seconds is None:
             self.bar.update()
         else:
-            seconds = min(round(elapsed_minutes * 60), round(self.budget * 60))
-            self.bar.update(seconds - self.bar.n)
+            self.bar.update(min(round(elapsed_minutes * 60), self.budget_seconds) - self.bar.n)
 
     def show(self, **values: str) -> None:
         if self.bar is not None:

@@ -93,7 +93,8 @@ class Limits:
     save_every_minutes: float | None
 
     def out_of_time(self, clock: RunClock) -> bool:
-        return self.max_minutes is not None and clock.elapsed_minutes() >= self.max_minutes
+        left = self.minutes_left(clock)
+        return left is not None and left <= 0
 
     def minutes_left(self, clock: RunClock) -> float | None:
         """Of this invocation's time budget; None without one."""
