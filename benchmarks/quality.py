@@ -7,6 +7,9 @@ Resuming is exact, so the two halves are the same run as one uninterrupted one.
 
     python benchmarks/quality.py --minutes 60 --snapshot-minutes 25 --out runs/bench_quality
 
+The training commands' resident memory is sampled every second (peak and per-minute
+maxima in the results; the allocator is NMT_MALLOC's, see ``nmt.process``).
+
 Writes OUT/results.json, OUT/curve.png and prints a Markdown table of the curve.
 """
 
@@ -17,7 +20,13 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+from machine import describe
+from resident_memory import memory_summary, run_sampled
+
+from nmt.process import chosen_allocator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,6 +35,20 @@ def nmt(*args: str) -> str:
     cmd = [sys.executable, "-m", "nmt.cli", *args]
     print("+", " ".join(cmd), flush=True)
     return subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout
+
+
+def train(*args: str, out: Path, offset_s: float = 0.0) -> tuple[dict, float]:
+    """``nmt train`` with its resident memory sampled every second; its output is
+    printed. Returns the memory summary and the command's seconds."""
+    cmd = [sys.executable, "-m", "nmt.cli", "train", *args]
+    print("+", " ".join(cmd), flush=True)
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as stdout:
+        code, samples = run_sampled(cmd, cwd=ROOT, stdout=stdout)
+        stdout.seek(0)
+        sys.stdout.write(stdout.read())
+    if code != 0:
+        raise SystemExit(f"training failed ({code}); its log is in {out}")
+    return memory_summary(samples, offset_s), samples[-1][0] if samples else 0.0
 
 
 def evaluate(ckpt: Path, data: Path, src: str, tgt: str, beam: int) -> dict:
@@ -102,14 +125,22 @@ def main() -> None:
     )
     args = ap.parse_args()
     out = args.out
-    common = ["train", "--config", args.config, "--output-dir", str(out)]
+    common = ["--config", args.config, "--output-dir", str(out)]
+    results: dict = {"config": args.config, "minutes": args.minutes, "beam": args.beam}
+    results["machine"] = describe()
+    results["allocator"] = chosen_allocator()
     if not args.report_only:
-        sys.stdout.write(nmt(*common, "--max-minutes", str(args.snapshot_minutes)))
+        first, seconds = train(*common, "--max-minutes", str(args.snapshot_minutes), out=out)
         shutil.copy(out / "best.pt", out / f"best_{args.snapshot_minutes:g}min.pt")
-        sys.stdout.write(
-            nmt(*common, "--resume", "--max-minutes", str(args.minutes - args.snapshot_minutes))
-        )
-    results = {"config": args.config, "minutes": args.minutes, "beam": args.beam}
+        rest = str(args.minutes - args.snapshot_minutes)
+        second, _ = train(*common, "--resume", "--max-minutes", rest, out=out, offset_s=seconds)
+        by_minute = dict(first["rss_mib_by_minute"])
+        for minute, mib in second["rss_mib_by_minute"].items():
+            by_minute[minute] = max(mib, by_minute.get(minute, 0))
+        results["memory"] = {
+            "peak_rss_mib": max(first["peak_rss_mib"], second["peak_rss_mib"]),
+            "rss_mib_by_minute": by_minute,
+        }
     for name in (f"best_{args.snapshot_minutes:g}min.pt", "best.pt"):
         results[name] = evaluate(out / name, args.data, "en", "de", args.beam)
         results[name + ":greedy"] = evaluate(out / name, args.data, "en", "de", 1)

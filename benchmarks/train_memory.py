@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 
 from machine import describe
+from resident_memory import memory_summary, run_sampled
 
-from nmt.process import ALLOCATORS, resident_bytes
+from nmt.process import ALLOCATORS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,25 +40,15 @@ def run(variant: str, minutes: float, out: Path, config: str) -> dict:
     cmd += ["--output-dir", str(run_dir), "--max-minutes", str(minutes)]
     env = {**os.environ, "NMT_MALLOC": variant}
     started = time.monotonic()
-    samples: list[tuple[float, int]] = []
     with open(out / f"{variant}.log", "w", encoding="utf-8") as log:
-        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
-        while process.poll() is None:
-            rss = resident_bytes(process.pid)
-            if rss is not None:
-                samples.append((time.monotonic() - started, rss))
-            time.sleep(1.0)
-    if process.returncode != 0:
+        code, samples = run_sampled(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
+    if code != 0:
         raise SystemExit(f"{variant}: training failed, see {out / variant}.log")
     records = [json.loads(x) for x in (run_dir / "curve.jsonl").read_text().splitlines()]
     speeds = [r["tgt_tokens_per_s"] for r in records if r["kind"] == "train"][1:]
-    per_minute = {}
-    for seconds, rss in samples:
-        per_minute[int(seconds // 60)] = max(per_minute.get(int(seconds // 60), 0), rss)
     return {
         "variant": variant,
-        "peak_rss_mib": round(max(rss for _, rss in samples) / 2**20),
-        "rss_mib_by_minute": [round(per_minute[m] / 2**20) for m in sorted(per_minute)],
+        **memory_summary(samples),
         "tgt_tok_s_logged_median": round(statistics.median(speeds), 1),
         "steps": max(r["step"] for r in records if r["kind"] == "train"),
         "wall_s": round(time.monotonic() - started, 1),

@@ -32,27 +32,33 @@ from pathlib import Path
 from machine import describe
 
 from nmt.checkpoint import read_checkpoint
+from nmt.process import ALLOCATORS
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_SCRIPTS = ROOT.parent / "shared" / "bench" / "peers"
 
 PYTHON = [sys.executable]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-# name -> (launcher, overrides); "ours-2proc" is the same model and the same 4,000-token
-# batch split over two single-threaded processes (data parallel, gloo)
+# name -> (launcher, overrides, environment); "ours-2proc" is the same model and the same
+# 4,000-token batch split over two single-threaded processes (data parallel, gloo);
+# "ours-<allocator>" is "ours" with NMT_MALLOC set (nmt.process.ALLOCATORS)
 OURS = {
-    "ours": (PYTHON, ["train.precision=auto"]),
-    "ours-fp32": (PYTHON, ["train.precision=fp32"]),
+    "ours": (PYTHON, ["train.precision=auto"], {}),
+    "ours-fp32": (PYTHON, ["train.precision=fp32"], {}),
     "ours-2proc": (
         TORCHRUN,
         ["train.precision=auto", "train.batch_tokens=2000", "train.num_threads=1"],
+        {},
     ),
+} | {
+    f"ours-{allocator}": (PYTHON, ["train.precision=auto"], {"NMT_MALLOC": allocator})
+    for allocator in ALLOCATORS
 }
 
 
 def run_ours(name: str, minutes: float, out: Path) -> dict:
     run_dir = out / name
-    launcher, overrides = OURS[name]
+    launcher, overrides, environment = OURS[name]
     cmd = [
         *launcher,
         "-m",
@@ -72,13 +78,16 @@ def run_ours(name: str, minutes: float, out: Path) -> dict:
         "train.keep_last=0",
         "--set",
         "train.log_every=25",
+        # the peers train on the corpus as it is: no joined pairs, the same sentences
+        "--set",
+        "data.run_on_fraction=0",
     ]
     for override in overrides:
         cmd += ["--set", override]
     if run_dir.exists():
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
     started = time.monotonic()
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, **environment})
     wall = time.monotonic() - started
     records = [json.loads(x) for x in (run_dir / "curve.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]

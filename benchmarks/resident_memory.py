@@ -1,0 +1,49 @@
+"""Run a command while sampling its resident memory: peak and per-minute maxima."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import IO
+
+from nmt.process import resident_bytes
+
+# (seconds since start, resident bytes)
+Samples = list[tuple[float, int]]
+
+
+def run_sampled(
+    cmd: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+    every_s: float = 1.0,
+) -> tuple[int, Samples]:
+    """Run ``cmd`` to completion, reading its resident memory every ``every_s`` seconds
+    (the process keeps its pid when the entry point restarts itself with another
+    allocator). Returns its exit code and the samples."""
+    started = time.monotonic()
+    samples: Samples = []
+    process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+    while process.poll() is None:
+        rss = resident_bytes(process.pid)
+        if rss is not None:
+            samples.append((time.monotonic() - started, rss))
+        time.sleep(every_s)
+    return process.returncode, samples
+
+
+def memory_summary(samples: Samples, offset_s: float = 0.0) -> dict:
+    """Peak and the maximum of each minute, in MiB; ``offset_s`` shifts the minutes (a
+    run continued by a second command)."""
+    per_minute: dict[int, int] = {}
+    for seconds, rss in samples:
+        minute = int((seconds + offset_s) // 60)
+        per_minute[minute] = max(per_minute.get(minute, 0), rss)
+    return {
+        "peak_rss_mib": round(max((rss for _, rss in samples), default=0) / 2**20),
+        "rss_mib_by_minute": {m: round(per_minute[m] / 2**20) for m in sorted(per_minute)},
+    }
