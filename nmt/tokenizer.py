@@ -191,6 +191,16 @@ class Tokenizer:
         to_model = self._to_model
         return [[to_model[i] for i in ids] for ids in encoded]
 
+    def sample(self, text: str, alpha: float) -> list[int]:
+        """One segmentation of ``text`` drawn from the unigram model's distribution over
+        all of them, sharpened by ``alpha`` (subword regularization, Kudo 2018; BPE
+        models drop merges with probability ``alpha`` instead). SentencePiece draws from
+        its generator, seeded by ``sentencepiece.set_random_generator_seed``."""
+        ids = self.sp.encode(
+            normalize(text), out_type=int, enable_sampling=True, alpha=alpha, nbest_size=-1
+        )
+        return ids if self._to_model is None else [self._to_model[i] for i in ids]
+
     def _sp_ids(self, ids: list[int]) -> list[int]:
         return ids if self.vocabulary is None else [self.vocabulary[i] for i in ids]
 

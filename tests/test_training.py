@@ -19,6 +19,7 @@ from training.batching import token_batches
 from training.config import ConfigError, load_config, validate_config
 from training.data import DataError, Example, read_parallel
 from training.trainer import Trainer
+from training.weight_average import WeightAverage
 
 
 def write_yaml(path: Path, raw: dict[str, Any]) -> Path:
@@ -124,7 +125,18 @@ def params(path: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)["model"]
 
 
-def test_resume_continues_exactly(tiny_config: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("weight_average", "sampling_alpha"),
+    [(None, None), (0.9, None), (None, 0.5)],
+    ids=["plain", "weight_average", "subword_sampling"],
+)
+def test_resume_continues_exactly(
+    tiny_config: dict, tmp_path: Path, weight_average: float | None, sampling_alpha: float | None
+) -> None:
+    tiny_config["train"]["weight_average_decay"] = weight_average
+    tiny_config["tokenizer"]["sampling_alpha"] = sampling_alpha
+    if sampling_alpha is not None:  # per-side vocabularies leave the toy corpus one segmentation
+        tiny_config["tokenizer"]["per_side_vocab"] = False
     straight = copy.deepcopy(tiny_config)
     straight["output_dir"] = str(tmp_path / "straight")
     Trainer(validate_config(straight)).run(max_steps=14)
@@ -144,6 +156,59 @@ def test_resume_continues_exactly(tiny_config: dict, tmp_path: Path) -> None:
     opt_b = read_checkpoint(tmp_path / "split" / "last.pt")["training"]["optimizer"]
     for key, state in opt_a["state"].items():
         assert torch.equal(state["exp_avg_sq"], opt_b["state"][key]["exp_avg_sq"])
+    for run in ("straight", "split"):
+        assert params(tmp_path / run / "best.pt").keys() == a.keys()
+    if weight_average is not None:
+        avg_a = read_checkpoint(tmp_path / "straight" / "last.pt")["training"]["weight_average"]
+        avg_b = read_checkpoint(tmp_path / "split" / "last.pt")["training"]["weight_average"]
+        assert avg_a["updates"] == avg_b["updates"] == 14
+        for x, y in zip(avg_a["average"], avg_b["average"], strict=True):
+            assert torch.equal(x, y)
+
+
+def test_weight_average_is_validated_and_written_to_best_while_training_goes_on_raw(
+    tiny_config: dict,
+) -> None:
+    tiny_config["train"].update(weight_average_decay=0.9, valid_every=6)
+    trainer = Trainer(validate_config(tiny_config))
+    trainer.run(max_steps=6)  # one validation, at the last step: it writes best.pt
+    out = Path(tiny_config["output_dir"])
+    raw, best = params(out / "last.pt"), params(out / "best.pt")
+    average = read_checkpoint(out / "last.pt")["training"]["weight_average"]["average"]
+    names = [name for name, p in trainer.model.named_parameters() if p.requires_grad]
+    assert len(names) == len(average)
+    for name, averaged in zip(names, average, strict=True):
+        assert torch.equal(best[name], averaged), name
+        assert torch.equal(raw[name], trainer.model.state_dict()[name]), name
+    assert any(not torch.equal(raw[n], best[n]) for n in names)
+
+
+def test_weight_average_warms_up_then_decays_and_swaps_back_exactly() -> None:
+    model = torch.nn.Linear(3, 2)
+    average = WeightAverage(model, decay=0.5)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update()  # first update: decay min(0.5, 2 / 11)
+    expected = start + (1 - 2 / 11) * 1.0
+    torch.testing.assert_close(average.average[0], expected)
+    average.update()  # second: min(0.5, 3 / 12)
+    expected = 0.25 * expected + 0.75 * (start + 1.0)
+    torch.testing.assert_close(average.average[0], expected)
+    for _ in range(10):  # from the ninth on: the decay itself
+        average.update()
+    with torch.no_grad():
+        model.weight.sub_(1.0)
+    average.update()
+    torch.testing.assert_close(
+        average.average[0], 0.5 * (start + 1.0) + 0.5 * start, atol=2e-3, rtol=0
+    )
+    own = model.weight.detach().clone()
+    with average.swapped_in():
+        torch.testing.assert_close(model.weight, average.average[0])
+    assert torch.equal(model.weight, own)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, decay=1.0)
 
 
 def test_run_directory_holds_checkpoints_curve_and_config(tiny_config: dict) -> None:

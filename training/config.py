@@ -74,6 +74,14 @@ class TokenizerConfig(Strict):
     character_coverage: float = Field(1.0, gt=0.0, le=1.0)
     src_model: Path | None = Field(None, description="existing .model file to reuse")
     tgt_model: Path | None = Field(None, description="existing .model file to reuse")
+    sampling_alpha: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="subword regularization: segment each training step's pairs by "
+        "sampling with this alpha (unigram: smoothing, e.g. 0.5; BPE: merge dropout, "
+        "e.g. 0.1); validation and decoding stay deterministic; None: off",
+    )
     per_side_vocab: bool = Field(
         True,
         description="keep only the pieces that occur on each side of the training text "
@@ -117,6 +125,13 @@ class TrainConfig(Strict):
     min_learning_rate: float = Field(1e-5, ge=0)
     clip_norm: float = Field(5.0, gt=0)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    weight_average_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="validate and write best.pt with an exponential moving average of "
+        "the weights, kept with this decay per step (e.g. 0.999); None: off",
+    )
     valid_every: int = Field(500, ge=1, description="steps between validations")
     valid_batch_size: int = Field(128, ge=1, description="sentences per decoding batch")
     early_stopping_patience: int | None = Field(8, ge=1, description="validations")

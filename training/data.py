@@ -109,10 +109,13 @@ def download_multi30k(directory: Path, langs: tuple[str, ...]) -> None:
 
 @dataclass
 class Example:
-    """One encoded sentence pair (subword ids without BOS/EOS)."""
+    """One encoded sentence pair (subword ids without BOS/EOS) and, for training
+    pairs, its normalized text (which subword sampling segments anew)."""
 
     src: list[int]
     tgt: list[int]
+    src_text: str = ""
+    tgt_text: str = ""
 
 
 def normalize_pairs(src: list[str], tgt: list[str]) -> tuple[list[str], list[str], int]:
@@ -142,8 +145,8 @@ def encode_pairs(
     """
     src_ids, tgt_ids = src_tok.encode(src), tgt_tok.encode(tgt)
     examples = [
-        Example(s, t)
-        for s, t in zip(src_ids, tgt_ids, strict=True)
+        Example(s, t, src_text, tgt_text)
+        for s, t, src_text, tgt_text in zip(src_ids, tgt_ids, src, tgt, strict=True)
         if 0 < len(s) <= max_src_len and 0 < len(t) <= max_tgt_len
     ]
     too_long = len(src) - len(examples)

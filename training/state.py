@@ -18,6 +18,7 @@ from training.config import Config
 from training.data import PreparedData
 from training.distributed import World, gather_objects
 from training.schedule import WarmupPlateau
+from training.weight_average import WeightAverage, swapped_in
 
 log = logging.getLogger("training.trainer")
 
@@ -97,12 +98,20 @@ class RunCheckpoints:
     """Writes a run directory's checkpoints: ``best.pt`` (model only), ``last.pt`` and
     ``step_N.pt`` (model and training state)."""
 
-    def __init__(self, config: Config, world: World, device: torch.device, data: PreparedData):
+    def __init__(
+        self,
+        config: Config,
+        world: World,
+        device: torch.device,
+        data: PreparedData,
+        average: WeightAverage | None = None,
+    ) -> None:
         self.config = config
         self.out = Path(config.output_dir)
         self.world = world
         self.device = device
         self.tokenizers = (data.src_tokenizer, data.tgt_tokenizer)
+        self.average = average  # when kept, best.pt holds the averaged weights
 
     def save(
         self,
@@ -114,7 +123,8 @@ class RunCheckpoints:
         rolling: bool = True,
     ) -> None:
         """Write best.pt (when ``best``), then last.pt (with training state), then a
-        rolling step checkpoint (when ``rolling``).
+        rolling step checkpoint (when ``rolling``). With a weight ``average``, best.pt
+        holds the averaged weights, the others the trained ones and the average.
 
         best.pt goes first: a kill between the two writes then leaves a last.pt that
         does not yet know of the new best, and the resumed run validates again,
@@ -131,8 +141,12 @@ class RunCheckpoints:
         training = training_state(opt, progress, rngs, self.device)
         if fingerprints:
             training["replica_fingerprints"] = fingerprints
+        if self.average is not None:
+            training["weight_average"] = self.average.state_dict()
         if best:
-            save_checkpoint(self._payload(model, progress, scores, None), self.out / "best.pt")
+            with swapped_in(self.average):
+                best_payload = self._payload(model, progress, scores, None)
+                save_checkpoint(best_payload, self.out / "best.pt")
         payload = self._payload(model, progress, scores, training)
         save_checkpoint(payload, self.out / "last.pt")
         keep = self.config.train.keep_last

@@ -31,8 +31,10 @@ def iter_chunks(config: Config, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Itera
     while chunk := list(itertools.islice(pairs, data.chunk_pairs)):
         src, tgt, _ = normalize_pairs([s for s, _ in chunk], [t for _, t in chunk])
         yield [
-            Example(s, t)
-            for s, t in zip(src_tok.encode(src), tgt_tok.encode(tgt), strict=True)
+            Example(s, t, src_text, tgt_text)
+            for s, t, src_text, tgt_text in zip(
+                src_tok.encode(src), tgt_tok.encode(tgt), src, tgt, strict=True
+            )
             if 0 < len(s) <= data.max_src_len and 0 < len(t) <= data.max_tgt_len
         ]
 

@@ -37,7 +37,9 @@ from training.setup import (
 )
 from training.state import Progress, RunCheckpoints, restore_training_state
 from training.streaming import epoch_batches
+from training.subword_sampling import sampled_step
 from training.validation import Validation, Validator
+from training.weight_average import run_weight_average, swapped_in
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +136,6 @@ class Trainer:
         self.validator = Validator(data, config.train, self.device)
         self.model, self.ddp = build_model(config, data, self.device, self.world)
         self.opt = build_optimization(self.model, config.train, self.device, self.amp_dtype)
-        self.checkpoints = RunCheckpoints(config, self.world, self.device, data)
         self.log = RunLog(self.out, self.world.is_main)
         self.progress = Progress()
         if payload is not None:
@@ -142,6 +143,8 @@ class Trainer:
             self.progress = restore_training_state(
                 payload["training"], self.opt, self.world, self.device, str(self.out / "last.pt")
             )
+        self.average = run_weight_average(self.model, config.train.weight_average_decay, payload)
+        self.checkpoints = RunCheckpoints(config, self.world, self.device, data, self.average)
         log.info(
             "model: %.2fM parameters, device %s, autocast %s, vocab %d/%d",
             self.model.num_parameters() / 1e6,
@@ -158,9 +161,11 @@ class Trainer:
         self.checkpoints.save(self.model, self.opt, self.progress, scores, best, rolling)
 
     def validate(self) -> Validation:
-        """Score the model on the validation split; returns it to training mode."""
+        """Score the model (with the weight average, when kept) on the validation split;
+        returns it to training mode."""
         try:
-            return self.validator(self.model, self.amp_dtype)
+            with swapped_in(self.average):
+                return self.validator(self.model, self.amp_dtype)
         finally:
             self.model.train()
 
@@ -189,6 +194,8 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_norm)
         opt.scaler.step(opt.optimizer)
         opt.scaler.update()
+        if self.average is not None:
+            self.average.update()
         return loss_sum, float(grad_norm), lr
 
     def _loss(self, batch: Batch) -> torch.Tensor:
@@ -281,6 +288,7 @@ class Trainer:
         tc, p, world = self.config.train, self.progress, self.world
         tok = self.tgt_tok
         mine = group[world.rank * tc.accumulate : (world.rank + 1) * tc.accumulate]
+        mine = sampled_step(mine, self.src_tok, self.tgt_tok, self.config, p.step + 1, world.rank)
         micro = [make_batch(ex, tok.pad_id, tok.bos_id, tok.eos_id).to(self.device) for ex in mine]
         loss_sum, grad_norm, lr = self.train_step(micro, p.step + 1)
         p.step += 1
