@@ -19,25 +19,17 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from machine import describe
-
-ROOT = Path(__file__).resolve().parent.parent
+from nmt_commands import ROOT, evaluate, nmt
 
 
 def parse_variant(spec: str) -> tuple[str, list[str]]:
     """``name`` or ``name=KEY=VALUE;KEY=VALUE`` -> (name, overrides)."""
     name, _, overrides = spec.partition("=")
     return name, [o for o in overrides.split(";") if o]
-
-
-def nmt(*args: str) -> str:
-    cmd = [sys.executable, "-m", "nmt.cli", *args]
-    print("+", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout
 
 
 def run_variant(name: str, overrides: list[str], args: argparse.Namespace, out: Path) -> dict:
@@ -54,10 +46,7 @@ def run_variant(name: str, overrides: list[str], args: argparse.Namespace, out: 
     records = [json.loads(x) for x in (run_dir / "curve.jsonl").read_text().splitlines()]
     valid = [r for r in records if r["kind"] == "valid"]
     speeds = [r["tgt_tokens_per_s"] for r in records if r["kind"] == "train"][1:]
-    evaluate = ["evaluate", "--checkpoint", str(run_dir / "best.pt"), "--json"]
-    evaluate += ["--src", str(args.data / f"val.{args.src}.gz")]
-    evaluate += ["--ref", str(args.data / f"val.{args.tgt}.gz")]
-    scores = json.loads(nmt(*evaluate, "--beam-size", "5", "--device", "cpu"))
+    scores = evaluate(run_dir / "best.pt", args.data, "val", (args.src, args.tgt), beam=5)
     return {
         "variant": name,
         "overrides": overrides,

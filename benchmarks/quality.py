@@ -18,28 +18,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from machine import describe
-from resident_memory import memory_summary, run_sampled
+from nmt_commands import ROOT, Samples, evaluate, memory_summary, run_sampled
 
 from nmt.process import chosen_allocator
 
-ROOT = Path(__file__).resolve().parent.parent
+TEST_SPLIT = "test_2016_flickr"
 
 
-def nmt(*args: str) -> str:
-    cmd = [sys.executable, "-m", "nmt.cli", *args]
-    print("+", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout
-
-
-def train(*args: str, out: Path, offset_s: float = 0.0) -> tuple[dict, float]:
-    """``nmt train`` with its resident memory sampled every second; its output is
-    printed. Returns the memory summary and the command's seconds."""
+def train(*args: str, out: Path, offset_s: float = 0.0) -> Samples:
+    """``nmt train`` with its resident memory sampled every second, the samples'
+    seconds shifted by ``offset_s`` (a continued run); its output is printed."""
     cmd = [sys.executable, "-m", "nmt.cli", "train", *args]
     print("+", " ".join(cmd), flush=True)
     with tempfile.TemporaryFile("w+", encoding="utf-8") as stdout:
@@ -48,25 +41,7 @@ def train(*args: str, out: Path, offset_s: float = 0.0) -> tuple[dict, float]:
         sys.stdout.write(stdout.read())
     if code != 0:
         raise SystemExit(f"training failed ({code}); its log is in {out}")
-    return memory_summary(samples, offset_s), samples[-1][0] if samples else 0.0
-
-
-def evaluate(ckpt: Path, data: Path, src: str, tgt: str, beam: int) -> dict:
-    out = nmt(
-        "evaluate",
-        "--checkpoint",
-        str(ckpt),
-        "--src",
-        str(data / f"test_2016_flickr.{src}.gz"),
-        "--ref",
-        str(data / f"test_2016_flickr.{tgt}.gz"),
-        "--beam-size",
-        str(beam),
-        "--json",
-        "--device",
-        "cpu",
-    )
-    return json.loads(out)
+    return [(seconds + offset_s, rss) for seconds, rss in samples]
 
 
 def curve_table(curve: Path) -> str:
@@ -130,20 +105,15 @@ def main() -> None:
     results["machine"] = describe()
     results["allocator"] = chosen_allocator()
     if not args.report_only:
-        first, seconds = train(*common, "--max-minutes", str(args.snapshot_minutes), out=out)
+        first = train(*common, "--max-minutes", str(args.snapshot_minutes), out=out)
         shutil.copy(out / "best.pt", out / f"best_{args.snapshot_minutes:g}min.pt")
         rest = str(args.minutes - args.snapshot_minutes)
-        second, _ = train(*common, "--resume", "--max-minutes", rest, out=out, offset_s=seconds)
-        by_minute = dict(first["rss_mib_by_minute"])
-        for minute, mib in second["rss_mib_by_minute"].items():
-            by_minute[minute] = max(mib, by_minute.get(minute, 0))
-        results["memory"] = {
-            "peak_rss_mib": max(first["peak_rss_mib"], second["peak_rss_mib"]),
-            "rss_mib_by_minute": by_minute,
-        }
+        offset = first[-1][0] if first else 0.0
+        second = train(*common, "--resume", "--max-minutes", rest, out=out, offset_s=offset)
+        results["memory"] = memory_summary(first + second)
     for name in (f"best_{args.snapshot_minutes:g}min.pt", "best.pt"):
-        results[name] = evaluate(out / name, args.data, "en", "de", args.beam)
-        results[name + ":greedy"] = evaluate(out / name, args.data, "en", "de", 1)
+        results[name] = evaluate(out / name, args.data, TEST_SPLIT, ("en", "de"), args.beam)
+        results[name + ":greedy"] = evaluate(out / name, args.data, TEST_SPLIT, ("en", "de"), 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     final, snap = results["best.pt"], results[f"best_{args.snapshot_minutes:g}min.pt"]
     plot(

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from machine import describe
-from resident_memory import memory_summary, run_sampled
+from nmt_commands import memory_summary, run_sampled
 
 from nmt.process import ALLOCATORS
 

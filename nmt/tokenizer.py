@@ -199,7 +199,7 @@ class Tokenizer:
         ids = self.sp.encode(
             normalize(text), out_type=int, enable_sampling=True, alpha=alpha, nbest_size=-1
         )
-        return ids if self._to_model is None else [self._to_model[i] for i in ids]
+        return [self._model_id(i) for i in ids]
 
     def _sp_ids(self, ids: list[int]) -> list[int]:
         return ids if self.vocabulary is None else [self.vocabulary[i] for i in ids]

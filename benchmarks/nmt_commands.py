@@ -1,16 +1,49 @@
-"""Run a command while sampling its resident memory: peak and per-minute maxima."""
+"""The benchmarks' ``nmt`` commands: run one, score a checkpoint, or run one while
+sampling its resident memory (peak and per-minute maxima)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO
 
 from nmt.process import resident_bytes
 
+ROOT = Path(__file__).resolve().parent.parent
+
 # (seconds since start, resident bytes)
 Samples = list[tuple[float, int]]
+
+
+def nmt(*args: str) -> str:
+    """Run ``nmt ARGS`` in the repository root; its standard output."""
+    cmd = [sys.executable, "-m", "nmt.cli", *args]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout
+
+
+def evaluate(ckpt: Path, data: Path, split: str, langs: tuple[str, str], beam: int) -> dict:
+    """``nmt evaluate --json`` of ``ckpt`` on a Multi30k ``split`` (sacreBLEU cased and
+    ``-lc``, chrF), on the CPU."""
+    src, tgt = langs
+    out = nmt(
+        "evaluate",
+        "--checkpoint",
+        str(ckpt),
+        "--src",
+        str(data / f"{split}.{src}.gz"),
+        "--ref",
+        str(data / f"{split}.{tgt}.gz"),
+        "--beam-size",
+        str(beam),
+        "--json",
+        "--device",
+        "cpu",
+    )
+    return json.loads(out)
 
 
 def run_sampled(
@@ -36,12 +69,11 @@ def run_sampled(
     return process.returncode, samples
 
 
-def memory_summary(samples: Samples, offset_s: float = 0.0) -> dict:
-    """Peak and the maximum of each minute, in MiB; ``offset_s`` shifts the minutes (a
-    run continued by a second command)."""
+def memory_summary(samples: Samples) -> dict:
+    """Peak and the maximum of each minute, in MiB."""
     per_minute: dict[int, int] = {}
     for seconds, rss in samples:
-        minute = int((seconds + offset_s) // 60)
+        minute = int(seconds // 60)
         per_minute[minute] = max(per_minute.get(minute, 0), rss)
     return {
         "peak_rss_mib": round(max((rss for _, rss in samples), default=0) / 2**20),
