@@ -15,9 +15,11 @@ import yaml
 
 from nmt.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from nmt.cli import main
+from nmt.process import StopRequest
 from training.batching import token_batches
 from training.config import ConfigError, load_config, validate_config
 from training.data import DataError, Example, read_parallel
+from training.schedule import WarmupPlateau
 from training.trainer import Trainer
 from training.weight_average import WeightAverage
 
@@ -125,15 +127,34 @@ def params(path: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)["model"]
 
 
+class StopAfter(StopRequest):
+    """A stop request that arrives once ``trainer`` has taken ``steps`` steps, as a
+    signal would."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.trainer: Trainer | None = None
+
+    @property  # type: ignore[override]
+    def reason(self) -> str | None:
+        assert self.trainer is not None
+        return "told to stop" if self.trainer.progress.step >= self.steps else None
+
+
 @pytest.mark.parametrize(
-    ("weight_average", "sampling_alpha"),
-    [(None, None), (0.9, None), (None, 0.5)],
-    ids=["plain", "weight_average", "subword_sampling"],
+    ("weight_average", "sampling_alpha", "cooldown"),
+    [(None, None, 0.0), (0.9, None, 0.0), (None, 0.5, 0.0), (None, None, 0.6)],
+    ids=["plain", "weight_average", "subword_sampling", "cooldown"],
 )
 def test_resume_continues_exactly(
-    tiny_config: dict, tmp_path: Path, weight_average: float | None, sampling_alpha: float | None
+    tiny_config: dict,
+    tmp_path: Path,
+    weight_average: float | None,
+    sampling_alpha: float | None,
+    cooldown: float,
 ) -> None:
     tiny_config["train"]["weight_average_decay"] = weight_average
+    tiny_config["train"]["cooldown_fraction"] = cooldown
     tiny_config["tokenizer"]["sampling_alpha"] = sampling_alpha
     if sampling_alpha is not None:  # per-side vocabularies leave the toy corpus one segmentation
         tiny_config["tokenizer"]["per_side_vocab"] = False
@@ -143,7 +164,10 @@ def test_resume_continues_exactly(
 
     split = copy.deepcopy(tiny_config)
     split["output_dir"] = str(tmp_path / "split")
-    Trainer(validate_config(split)).run(max_steps=7)  # stops mid-epoch, after a validation
+    first = Trainer(validate_config(split))
+    stop = StopAfter(7)  # as a kill would: mid-epoch, after a validation, within the budget
+    stop.trainer = first
+    first.run(max_steps=14, stop=stop)
     resumed = Trainer(validate_config(split), resume=True)
     assert resumed.progress.step == 7
     resumed.run(max_steps=14)
@@ -164,6 +188,44 @@ def test_resume_continues_exactly(
         assert avg_a["updates"] == avg_b["updates"] == 14
         for x, y in zip(avg_a["average"], avg_b["average"], strict=True):
             assert torch.equal(x, y)
+
+
+def test_a_run_that_ends_on_its_budget_validates_its_last_weights(tiny_config: dict) -> None:
+    Trainer(validate_config(tiny_config)).run(max_steps=6)  # valid_every 4
+    out = Path(tiny_config["output_dir"])
+    records = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "valid"] == [4, 6]
+    stopped = Trainer(validate_config(tiny_config), resume=True)
+    stop = StopAfter(7)  # a stop request is not the budget: no validation at step 7
+    stop.trainer = stopped
+    stopped.run(max_steps=10, stop=stop)
+    records = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "valid"] == [4, 6]
+    assert read_checkpoint(out / "last.pt")["step"] == 7
+
+
+def test_cooldown_falls_linearly_over_the_end_of_the_budget(tiny_config: dict) -> None:
+    tiny_config["train"].update(cooldown_fraction=0.5, learning_rate=0.01, min_learning_rate=0.0)
+    Trainer(validate_config(tiny_config)).run(max_steps=10)
+    records = (Path(tiny_config["output_dir"]) / "curve.jsonl").read_text().splitlines()
+    lrs = {r["step"]: r["lr"] for r in map(json.loads, records) if r["kind"] == "train"}
+    # step s trains with (1 - (s - 1) / 10) / 0.5 of the rate once past half the budget
+    assert lrs == pytest.approx({2: 0.01, 4: 0.01, 6: 0.01, 8: 0.006, 10: 0.002})
+
+
+def test_schedule_warms_up_holds_halves_on_a_plateau_and_cools_down() -> None:
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=1.0)
+    schedule = WarmupPlateau(optimizer, 1.0, 4, 0.5, 1, min_lr=0.01, cooldown=0.25)
+    assert [schedule.lr_at(s) for s in (1, 2, 4, 100)] == [0.25, 0.5, 1.0, 1.0]
+    assert schedule.lr_at(100, budget_used=0.75) == 1.0
+    assert schedule.lr_at(100, budget_used=0.875) == pytest.approx(0.5)
+    assert schedule.lr_at(100, budget_used=1.0) == 0.01  # the floor
+    assert not schedule.validated(30.0)
+    assert not schedule.validated(29.0)  # one bad validation is within patience 1
+    assert schedule.validated(29.5)
+    assert schedule.lr_at(100, budget_used=0.875) == pytest.approx(0.25)
+    assert schedule.step(2, budget_used=0.95) == pytest.approx(0.5 * 0.5 * 0.2)  # no floor yet
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
 def test_weight_average_is_validated_and_written_to_best_while_training_goes_on_raw(

@@ -123,6 +123,14 @@ class TrainConfig(Strict):
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     plateau_patience: int = Field(2, ge=0, description="validations without BLEU gain")
     min_learning_rate: float = Field(1e-5, ge=0)
+    cooldown_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="over this last fraction of the run's budget (max_minutes or "
+        "max_steps, whichever is nearer) the learning rate falls linearly to "
+        "min_learning_rate; 0: off",
+    )
     clip_norm: float = Field(5.0, gt=0)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     weight_average_decay: float | None = Field(

@@ -8,7 +8,7 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -79,16 +79,39 @@ def gather_objects(world: World, value: Any) -> list[Any]:
     return values
 
 
+class StepTotals(NamedTuple):
+    """What all ranks agree on after a step."""
+
+    loss_sum: float
+    tokens: int
+    stop: bool
+    save: bool
+    minutes: float
+
+
 def step_totals(
-    world: World, loss_sum: float, tokens: int, stop: bool, save: bool, device: torch.device
-) -> tuple[float, int, bool, bool]:
-    """One all-reduce per step: summed loss and target tokens of all ranks, and whether
+    world: World,
+    loss_sum: float,
+    tokens: int,
+    stop: bool,
+    save: bool,
+    minutes: float,
+    device: torch.device,
+) -> StepTotals:
+    """One all-reduce per step: summed loss and target tokens of all ranks, whether
     any rank wants to stop (a signal, the time limit) or to save (its clock says a
     periodic checkpoint is due), so that all act after the same step and none waits
-    forever for the others."""
+    forever for the others, and the ranks' mean of ``minutes`` elapsed, so that a
+    schedule on the time budget sets the same learning rate on every rank."""
     if not world.distributed:
-        return loss_sum, tokens, stop, save
-    totals = torch.tensor([loss_sum, float(tokens), float(stop), float(save)], dtype=torch.float64)
-    totals = totals.to(device)
-    dist.all_reduce(totals)
-    return float(totals[0]), int(totals[1]), bool(totals[2] > 0), bool(totals[3] > 0)
+        return StepTotals(loss_sum, tokens, stop, save, minutes)
+    totals = [loss_sum, float(tokens), float(stop), float(save), minutes]
+    reduced = torch.tensor(totals, dtype=torch.float64).to(device)
+    dist.all_reduce(reduced)
+    return StepTotals(
+        float(reduced[0]),
+        int(reduced[1]),
+        bool(reduced[2] > 0),
+        bool(reduced[3] > 0),
+        float(reduced[4]) / world.size,
+    )

@@ -1,4 +1,5 @@
-"""Learning rate: linear warm-up, then decay by a factor when validation BLEU stalls."""
+"""Learning rate: linear warm-up, a constant rate that halves when validation BLEU
+stalls, and optionally a linear cooldown over the end of the run's budget."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import torch
 
 
 class WarmupPlateau:
-    """lr = base * min(1, step / warmup) * scale; ``scale`` shrinks on a BLEU plateau."""
+    """lr = base * warm(step) * scale * cooldown(budget used), at least ``min_lr`` after
+    the warm-up.
+
+    ``warm`` rises linearly over ``warmup_steps``; ``scale`` shrinks by ``factor`` after
+    more than ``patience`` validations without a BLEU gain; ``cooldown`` falls linearly
+    from 1 to 0 over the last ``cooldown`` fraction of the budget (warm-up, stable,
+    decay: Hu et al. 2024; Hägele et al. 2024), where the budget is whatever limit the
+    run has (``max_steps`` or ``max_minutes``): the caller passes how much of it is used.
+    """
 
     def __init__(
         self,
@@ -18,6 +27,7 @@ class WarmupPlateau:
         factor: float,
         patience: int,
         min_lr: float,
+        cooldown: float = 0.0,
     ) -> None:
         self.optimizer = optimizer
         self.base_lr = base_lr
@@ -25,17 +35,22 @@ class WarmupPlateau:
         self.factor = factor
         self.patience = patience
         self.min_lr = min_lr
+        self.cooldown = cooldown
         self.scale = 1.0
         self.best = float("-inf")
         self.bad_validations = 0
 
-    def lr_at(self, step: int) -> float:
+    def lr_at(self, step: int, budget_used: float = 0.0) -> float:
+        """``budget_used``: the fraction of the run's budget spent, 0 to 1."""
         warm = 1.0 if self.warmup_steps == 0 else min(1.0, step / self.warmup_steps)
-        return max(self.base_lr * warm * self.scale, self.min_lr if warm == 1.0 else 0.0)
+        cool = 1.0
+        if self.cooldown > 0:
+            cool = min(1.0, max(0.0, (1.0 - budget_used) / self.cooldown))
+        return max(self.base_lr * warm * self.scale * cool, self.min_lr if warm == 1.0 else 0.0)
 
-    def step(self, step: int) -> float:
+    def step(self, step: int, budget_used: float = 0.0) -> float:
         """Set the learning rate for optimizer step number ``step`` (1-based)."""
-        lr = self.lr_at(step)
+        lr = self.lr_at(step, budget_used)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr

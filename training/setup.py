@@ -102,6 +102,7 @@ def build_optimization(
         tc.plateau_factor,
         tc.plateau_patience,
         tc.min_learning_rate,
+        tc.cooldown_fraction,
     )
     # fp16 needs loss scaling; bf16 and fp32 do not.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)

@@ -23,9 +23,11 @@ import yaml
 
 from nmt.checkpoint import sweep_temporary_files
 from nmt.device import autocast, autocast_dtype, resolve_device
+from nmt.model import Seq2Seq
 from nmt.process import StopRequest
 from training.batching import Batch, make_batch
 from training.config import Config
+from training.data import PreparedData
 from training.distributed import broadcast_object, close_world, step_totals
 from training.run_log import RunLog, TrainingBar
 from training.setup import (
@@ -80,6 +82,8 @@ class RunClock:
     minutes_before: float
     started: float = field(default_factory=time.monotonic)
     saved_at: float = field(default_factory=time.monotonic)
+    # this invocation's minutes as all ranks agreed after the last step
+    agreed_minutes: float = 0.0
 
     def elapsed_minutes(self) -> float:
         return (time.monotonic() - self.started) / 60
@@ -102,9 +106,36 @@ class Limits:
         """Of this invocation's time budget; None without one."""
         return None if self.max_minutes is None else self.max_minutes - clock.elapsed_minutes()
 
+    def used(self, step: int, clock: RunClock) -> float:
+        """The fraction of the budget spent after ``step`` steps: the larger of the steps
+        and of this invocation's agreed minutes; 0 without a limit."""
+        used = 0.0
+        if self.max_steps is not None:
+            used = step / self.max_steps
+        if self.max_minutes is not None:
+            used = max(used, clock.agreed_minutes / self.max_minutes)
+        return min(1.0, used)
+
+    def spent(self, step: int, clock: RunClock) -> bool:
+        """Whether the step limit is reached or this invocation's time is up."""
+        return (self.max_steps is not None and step >= self.max_steps) or self.out_of_time(clock)
+
     def save_due(self, clock: RunClock) -> bool:
         every = self.save_every_minutes
         return every is not None and time.monotonic() - clock.saved_at >= every * 60
+
+
+def log_model(
+    model: Seq2Seq, device: torch.device, amp_dtype: torch.dtype | None, data: PreparedData
+) -> None:
+    log.info(
+        "model: %.2fM parameters, device %s, autocast %s, vocab %d/%d",
+        model.num_parameters() / 1e6,
+        device,
+        amp_dtype or "off (fp32)",
+        data.src_tokenizer.vocab_size,
+        data.tgt_tokenizer.vocab_size,
+    )
 
 
 class Trainer:
@@ -145,14 +176,7 @@ class Trainer:
             )
         self.average = run_weight_average(self.model, config.train.weight_average_decay, payload)
         self.checkpoints = RunCheckpoints(config, self.world, self.device, data, self.average)
-        log.info(
-            "model: %.2fM parameters, device %s, autocast %s, vocab %d/%d",
-            self.model.num_parameters() / 1e6,
-            self.device,
-            self.amp_dtype or "off (fp32)",
-            self.src_tok.vocab_size,
-            self.tgt_tok.vocab_size,
-        )
+        log_model(self.model, self.device, self.amp_dtype, data)
 
     # ------------------------------------------------------------ checkpoints
     def save(self, scores: dict[str, Any], best: bool, rolling: bool = True) -> None:
@@ -170,15 +194,18 @@ class Trainer:
             self.model.train()
 
     # ------------------------------------------------------------------ loop
-    def train_step(self, batches: list[Batch], step: int) -> tuple[float, float, float]:
+    def train_step(
+        self, batches: list[Batch], step: int, budget_used: float = 0.0
+    ) -> tuple[float, float, float]:
         """One optimizer step over this rank's ``batches`` (gradients accumulated, and
-        averaged over ranks by DDP); returns (summed loss, gradient norm, learning rate).
+        averaged over ranks by DDP) with the learning rate for ``step`` and the fraction
+        of the budget used; returns (summed loss, gradient norm, learning rate).
 
         Each batch's loss is its mean over target tokens, and the step's objective the
         mean over the batches of all ranks.
         """
         tc, opt = self.config.train, self.opt
-        lr = opt.schedule.step(step)
+        lr = opt.schedule.step(step, budget_used)
         opt.optimizer.zero_grad(set_to_none=True)
         loss_sum = 0.0
         for i, batch in enumerate(batches):
@@ -231,6 +258,11 @@ class Trainer:
         self.model.train()
         try:
             reason = self._loop(limits, stop or StopRequest(), clock)
+            # A run that ends on its budget validates its last weights too (a cooldown's
+            # lowest rates come last); rank 0's clock decides for all ranks.
+            spent = broadcast_object(self.world, limits.spent(self.progress.step, clock))
+            if spent and self.progress.step % tc.valid_every != 0:
+                self._validate_and_save(clock.minutes())
         finally:
             self.progress.minutes = clock.minutes()
         self.save({"stopped": reason}, best=False)
@@ -290,18 +322,19 @@ class Trainer:
         mine = group[world.rank * tc.accumulate : (world.rank + 1) * tc.accumulate]
         mine = sampled_step(mine, self.src_tok, self.tgt_tok, self.config, p.step + 1, world.rank)
         micro = [make_batch(ex, tok.pad_id, tok.bos_id, tok.eos_id).to(self.device) for ex in mine]
-        loss_sum, grad_norm, lr = self.train_step(micro, p.step + 1)
+        loss_sum, grad_norm, lr = self.train_step(micro, p.step + 1, limits.used(p.step, clock))
         p.step += 1
         p.batch_in_epoch += len(group)
         bar.step(clock.elapsed_minutes())
         out_of_time = limits.out_of_time(clock)
         local_stop = stop.reason is not None or out_of_time
-        loss_sum, tokens, stopping, save_due = step_totals(
+        loss_sum, tokens, stopping, save_due, clock.agreed_minutes = step_totals(
             world,
             loss_sum,
             sum(b.n_tokens for b in micro),
             local_stop,
             limits.save_due(clock),
+            clock.elapsed_minutes(),
             self.device,
         )
         window.loss += loss_sum
