@@ -25,25 +25,24 @@ def nmt(*args: str) -> str:
     return subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout
 
 
-def evaluate(ckpt: Path, data: Path, split: str, langs: tuple[str, str], beam: int) -> dict:
-    """``nmt evaluate --json`` of ``ckpt`` on a Multi30k ``split`` (sacreBLEU cased and
-    ``-lc``, chrF), on the CPU."""
+def evaluate(
+    ckpt: Path | list[Path],
+    data: Path,
+    split: str,
+    langs: tuple[str, str],
+    beam: int,
+    alpha: float | None = None,
+) -> dict:
+    """``nmt evaluate --json`` of ``ckpt`` (several: their ensemble) on a Multi30k
+    ``split`` (sacreBLEU cased and ``-lc``, chrF), on the CPU."""
     src, tgt = langs
-    out = nmt(
-        "evaluate",
-        "--checkpoint",
-        str(ckpt),
-        "--src",
-        str(data / f"{split}.{src}.gz"),
-        "--ref",
-        str(data / f"{split}.{tgt}.gz"),
-        "--beam-size",
-        str(beam),
-        "--json",
-        "--device",
-        "cpu",
-    )
-    return json.loads(out)
+    args = ["evaluate", "--src", str(data / f"{split}.{src}.gz")]
+    args += ["--ref", str(data / f"{split}.{tgt}.gz"), "--beam-size", str(beam)]
+    for path in ckpt if isinstance(ckpt, list) else [ckpt]:
+        args += ["--checkpoint", str(path)]
+    if alpha is not None:
+        args += ["--alpha", str(alpha)]
+    return json.loads(nmt(*args, "--json", "--device", "cpu"))
 
 
 def run_sampled(

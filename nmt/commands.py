@@ -20,7 +20,14 @@ log = logging.getLogger("nmt")
 
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True, help="a .pt file written by nmt train")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        required=True,
+        help="a .pt file written by nmt train; give it several times to decode with an "
+        "ensemble of those checkpoints (same tokenizers; about N times slower)",
+    )
     p.add_argument(
         "--beam-size",
         type=int,
@@ -129,7 +136,7 @@ def _translate_timed(
     from nmt.translator import Translator
 
     started = time.perf_counter()
-    translator = Translator.from_checkpoint(
+    translator = Translator.from_checkpoints(
         args.checkpoint, args.device, args.quantize, args.precision
     )
     loaded = time.perf_counter()
@@ -139,7 +146,7 @@ def _translate_timed(
     log.info(
         "loaded %s in %.2f s; translated %d sentences in %.2f s "
         "(%.1f sentences/s, %.0f target tokens/s)",
-        args.checkpoint,
+        " + ".join(str(c) for c in args.checkpoint),
         loaded - started,
         len(lines),
         seconds,

@@ -12,6 +12,7 @@ from nmt.alignment import confidence, hard_alignment, word_attention, words
 from nmt.checkpoint import LoadedModel, load_model
 from nmt.device import autocast, resolve_device
 from nmt.inference import InferenceModel, prepare_for_inference
+from nmt.inference.ensemble import Ensemble
 from nmt.inference.prepare import Quantization
 from nmt.search import Hypothesis, SearchConfig, SearchModel, beam_search, greedy_search
 
@@ -79,20 +80,45 @@ class Translation:
     n_best: list[tuple[str, float]] = field(default_factory=list)
 
 
-class Translator:
-    """A model prepared for decoding, with its tokenizers: translates raw text.
+def _load_prepared(
+    path: str | Path, device: torch.device, quantize: Quantization | None, precision: str
+) -> tuple[LoadedModel, InferenceModel]:
+    loaded = load_model(path, device)
+    model = prepare_for_inference(loaded.model, quantize, precision)
+    # one copy of the weights: the prepared model's (int8 quantized a copy)
+    return dataclasses.replace(loaded, model=model.model), model
 
-    ``loaded`` describes the checkpoint (languages, step, scores); ``model`` is what
-    search runs on.
+
+def _vocabulary(loaded: LoadedModel) -> tuple[object, ...]:
+    """What ensembled models must share: both tokenizers and the languages."""
+    src, tgt = loaded.src_tokenizer, loaded.tgt_tokenizer
+    return (
+        src.model_proto,
+        src.vocabulary,
+        tgt.model_proto,
+        tgt.vocabulary,
+        loaded.src_lang,
+        loaded.tgt_lang,
+    )
+
+
+class Translator:
+    """A model prepared for decoding (or an ensemble of them), with its tokenizers:
+    translates raw text.
+
+    ``loaded`` describes the (first) checkpoint: languages, step, scores; ``model`` is
+    what search runs on, under autocast to ``amp_dtype`` (None: fp32).
     """
 
-    def __init__(self, loaded: LoadedModel, model: InferenceModel) -> None:
+    def __init__(
+        self, loaded: LoadedModel, model: SearchModel, amp_dtype: torch.dtype | None = None
+    ) -> None:
         self.loaded = loaded
         self.model = model
         self.src_tok = loaded.src_tokenizer
         self.tgt_tok = loaded.tgt_tokenizer
         self.device = model.device
-        self.amp_dtype = model.amp_dtype
+        self.amp_dtype = amp_dtype
 
     @classmethod
     def from_checkpoint(
@@ -105,10 +131,37 @@ class Translator:
         """Load ``path`` on ``device`` and prepare it (``prepare_for_inference``):
         ``quantize="int8"`` for CPU inference; ``precision`` (``fp32``, ``bf16``,
         ``auto``...) decodes under autocast, as in training."""
-        loaded = load_model(path, resolve_device(device))
-        model = prepare_for_inference(loaded.model, quantize, precision)
-        # one copy of the weights: the prepared model's (int8 quantized a copy)
-        return cls(dataclasses.replace(loaded, model=model.model), model)
+        loaded, model = _load_prepared(path, resolve_device(device), quantize, precision)
+        return cls(loaded, model, model.amp_dtype)
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        paths: list[str | Path],
+        device: str = "auto",
+        quantize: Quantization | None = None,
+        precision: str = "fp32",
+    ) -> Translator:
+        """One checkpoint as ``from_checkpoint``; several as an ensemble, which decodes
+        about as many times slower. Ensembled checkpoints must have the same tokenizers
+        and languages (checkpoints of one run, for instance).
+
+        Raises:
+            ValueError: the checkpoints cannot be ensembled.
+        """
+        if len(paths) == 1:
+            return cls.from_checkpoint(paths[0], device, quantize, precision)
+        where = resolve_device(device)
+        members = [_load_prepared(p, where, quantize, precision) for p in paths]
+        first = members[0][0]
+        for loaded, _ in members[1:]:
+            if _vocabulary(loaded) != _vocabulary(first):
+                raise ValueError(
+                    f"cannot ensemble {first.path} and {loaded.path}: their tokenizers or "
+                    "languages differ"
+                )
+        ensemble = Ensemble([model for _, model in members])
+        return cls(first, ensemble, members[0][1].amp_dtype)
 
     def translate(
         self, texts: list[str], cfg: SearchConfig | None = None, batch_size: int = 64

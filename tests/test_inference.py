@@ -10,17 +10,18 @@ import torch
 from toy import make_pairs
 
 import nmt.inference.prepare as prepare_module
-from nmt.checkpoint import load_model
+from nmt.checkpoint import load_model, read_checkpoint, save_checkpoint
 from nmt.device import native_bf16
 from nmt.inference import prepare_for_inference
+from nmt.inference.ensemble import Ensemble
 from nmt.inference.products import DenseProduct, Int8Product
 from nmt.model import ModelConfig, Seq2Seq
 from nmt.search import SearchConfig
 from nmt.translator import Translator, decode_ids
 
 
-def small_model(cell: str, layers: int = 2) -> Seq2Seq:
-    torch.manual_seed(0)
+def small_model(cell: str, layers: int = 2, seed: int = 0) -> Seq2Seq:
+    torch.manual_seed(seed)
     config = ModelConfig(
         cell=cell,
         emb_size=16,
@@ -138,3 +139,46 @@ def test_bf16_decoding_keeps_translations(toy_model: Path) -> None:
     bf16 = Translator.from_checkpoint(toy_model, "cpu", precision="bf16")
     assert bf16.amp_dtype is torch.bfloat16 and fp32.amp_dtype is None
     _assert_mostly_unchanged(fp32, bf16, seed=12)
+
+
+def test_ensemble_step_is_the_mean_of_its_members_probabilities() -> None:
+    members = [small_model("lstm", seed=0), small_model("gru", layers=1, seed=1)]
+    ensemble = Ensemble(members)
+    src = torch.randint(4, 30, (3, 7), generator=torch.Generator().manual_seed(1))
+    lengths = torch.tensor([7, 5, 2])
+    prevs = [torch.tensor([2, 2, 2]), torch.tensor([5, 9, 11]), torch.tensor([7, 7, 3])]
+    with torch.inference_mode():
+        memory, state = ensemble.encode(src, lengths)
+        alone = [m.encode(src, lengths) for m in members]
+        for prev in prevs:
+            logp, attn, state = ensemble.step(prev, memory, state)
+            outs = [m.step(prev, mem, st) for m, (mem, st) in zip(members, alone, strict=True)]
+            alone = [(mem, out[2]) for (mem, _), out in zip(alone, outs, strict=True)]
+            mean = (outs[0][0].exp() + outs[1][0].exp()) / 2
+            torch.testing.assert_close(logp, mean.log())
+            torch.testing.assert_close(attn, (outs[0][1] + outs[1][1]) / 2)
+            rows = state.select(torch.tensor([2, 0]))
+            torch.testing.assert_close(rows[1].h[0], outs[1][2].h[0][[2, 0]])
+    with pytest.raises(ValueError, match="at least two"):
+        Ensemble(members[:1])
+
+
+def test_a_model_ensembled_with_itself_translates_as_it_does_alone(toy_model: Path) -> None:
+    alone = Translator.from_checkpoint(toy_model, "cpu")
+    twice = Translator.from_checkpoints([toy_model, toy_model], "cpu")
+    assert isinstance(twice.model, Ensemble)
+    sources = [src for src, _ in make_pairs(20, seed=23)]
+    cfg = SearchConfig(beam_size=4, n_best=2)
+    for a, b in zip(alone.translate(sources, cfg), twice.translate(sources, cfg), strict=True):
+        assert a.text == b.text and a.alignment == b.alignment
+        assert a.score == pytest.approx(b.score, abs=1e-4)
+        assert [t for t, _ in a.n_best] == [t for t, _ in b.n_best]
+
+
+def test_checkpoints_of_other_languages_are_not_ensembled(toy_model: Path, tmp_path: Path) -> None:
+    payload = read_checkpoint(toy_model)
+    payload["tgt_lang"] = "zz"
+    other = tmp_path / "other.pt"
+    save_checkpoint(payload, other)
+    with pytest.raises(ValueError, match="cannot ensemble"):
+        Translator.from_checkpoints([toy_model, other], "cpu")
