@@ -25,6 +25,8 @@ from pathlib import Path
 from machine import describe
 from nmt_commands import ROOT, evaluate, nmt
 
+from nmt.checkpoint import read_checkpoint
+
 
 def parse_variant(spec: str) -> tuple[str, list[str]]:
     """``name`` or ``name=KEY=VALUE;KEY=VALUE`` -> (name, overrides)."""
@@ -53,7 +55,7 @@ def run_variant(name: str, overrides: list[str], args: argparse.Namespace, out: 
         "valid_bleu_greedy_best": max(r["bleu"] for r in valid),
         "valid_bleu_beam5": scores["bleu"]["score"],
         "valid_bleu_beam5_lc": scores["bleu_lc"]["score"],
-        "steps": max(r["step"] for r in records if r["kind"] == "train"),
+        "steps": read_checkpoint(run_dir / "last.pt")["step"],
         "tgt_tok_s_logged_median": round(statistics.median(speeds), 1) if speeds else None,
         "wall_s": round(wall, 1),
     }

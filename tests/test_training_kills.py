@@ -21,7 +21,7 @@ from nmt.process import StopRequest
 from training.config import validate_config
 from training.trainer import Trainer
 
-STEPS = 10  # validations at 4 and 8 (tiny_config: valid_every 4)
+STEPS = 10  # validations at 4, 8 and 10, the end of the budget (tiny_config: valid_every 4)
 
 # Run in a child process: train with a fault planted, the child SIGKILLs itself there.
 FAULTY_RUN = textwrap.dedent(
@@ -37,10 +37,10 @@ FAULTY_RUN = textwrap.dedent(
 
     if fault == "step":  # in the middle of training step `at`
         step = Trainer.train_step
-        def train_step(self, batches, n):
+        def train_step(self, batches, n, *rest):
             if n == at:
                 die()
-            return step(self, batches, n)
+            return step(self, batches, n, *rest)
         Trainer.train_step = train_step
     elif fault == "validation":  # inside validation number `at`
         validate, calls = Trainer.validate, []
