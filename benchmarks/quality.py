@@ -1,11 +1,18 @@
-"""Quality benchmark: train the shipped en->de config for a wall-clock budget, then
-score test_2016_flickr at beam 5 with sacreBLEU (cased detokenized and -lc).
+"""Quality benchmark: train a shipped config (en->de by default) for a wall-clock
+budget, then score test_2016_flickr at beam 5 with sacreBLEU (cased detokenized and
+-lc) for the config's languages.
 
-The run is split in two invocations: ``--snapshot-minutes`` of training, a copy of
-best.pt taken then (scored like the final model), then ``--resume`` for the rest.
-Resuming is exact, so the two halves are the same run as one uninterrupted one.
+The run is one budget (``--minutes``, which its learning-rate cooldown follows) trained
+in two invocations: ``--stop-after-minutes`` ends the first at ``--snapshot-minutes``,
+a copy of best.pt is taken then (scored like the final model), and ``--resume`` trains
+what is left. Resuming is exact, so the two halves are the same run as one
+uninterrupted one. ``--snapshot-minutes 0`` trains in one invocation.
 
     python benchmarks/quality.py --minutes 60 --snapshot-minutes 25 --out runs/bench_quality
+    python benchmarks/quality.py --config configs/multi30k_de_en.yaml --snapshot-minutes 0 \
+        --out runs/bench_quality_de_en
+    python benchmarks/quality.py --set data.tgt_lang=fr --snapshot-minutes 0 \
+        --out runs/bench_quality_en_fr
 
 The training commands' resident memory is sampled every second (peak and per-minute
 maxima in the results; the allocator is NMT_MALLOC's, see ``nmt.process``).
@@ -26,6 +33,7 @@ from machine import describe
 from nmt_commands import ROOT, Samples, evaluate, memory_summary, run_sampled
 
 from nmt.process import chosen_allocator
+from training.config import load_config
 
 TEST_SPLIT = "test_2016_flickr"
 
@@ -96,41 +104,54 @@ def main() -> None:
     ap.add_argument("--snapshot-minutes", type=float, default=25)
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, as nmt train --set (e.g. data.tgt_lang=fr)",
+    )
+    ap.add_argument(
         "--report-only", action="store_true", help="only score and plot an existing run"
     )
     args = ap.parse_args()
     out = args.out
-    common = ["--config", args.config, "--output-dir", str(out)]
-    results: dict = {"config": args.config, "minutes": args.minutes, "beam": args.beam}
-    results["machine"] = describe()
+    data = load_config(Path(args.config), args.overrides).data
+    langs = (data.src_lang, data.tgt_lang)
+    common = ["--config", args.config, "--output-dir", str(out), "--max-minutes", str(args.minutes)]
+    for override in args.overrides:
+        common += ["--set", override]
+    results: dict = {"config": args.config, "overrides": args.overrides, "langs": langs}
+    results |= {"minutes": args.minutes, "beam": args.beam, "machine": describe()}
     results["allocator"] = chosen_allocator()
+    snapshot = f"best_{args.snapshot_minutes:g}min.pt" if args.snapshot_minutes else None
     if not args.report_only:
-        first = train(*common, "--max-minutes", str(args.snapshot_minutes), out=out)
-        shutil.copy(out / "best.pt", out / f"best_{args.snapshot_minutes:g}min.pt")
-        rest = str(args.minutes - args.snapshot_minutes)
-        offset = first[-1][0] if first else 0.0
-        second = train(*common, "--resume", "--max-minutes", rest, out=out, offset_s=offset)
-        results["memory"] = memory_summary(first + second)
-    for name in (f"best_{args.snapshot_minutes:g}min.pt", "best.pt"):
-        results[name] = evaluate(out / name, args.data, TEST_SPLIT, ("en", "de"), args.beam)
-        results[name + ":greedy"] = evaluate(out / name, args.data, TEST_SPLIT, ("en", "de"), 1)
+        samples: Samples = []
+        if snapshot is not None:
+            samples = train(*common, "--stop-after-minutes", str(args.snapshot_minutes), out=out)
+            shutil.copy(out / "best.pt", out / snapshot)
+        offset = samples[-1][0] if samples else 0.0
+        resume = ["--resume"] if snapshot is not None else []
+        samples += train(*common, *resume, out=out, offset_s=offset)
+        results["memory"] = memory_summary(samples)
+    for name in [n for n in (snapshot, "best.pt") if n is not None]:
+        results[name] = evaluate(out / name, args.data, TEST_SPLIT, langs, args.beam)
+        results[name + ":greedy"] = evaluate(out / name, args.data, TEST_SPLIT, langs, 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    final, snap = results["best.pt"], results[f"best_{args.snapshot_minutes:g}min.pt"]
+    marks = [(args.minutes, results["best.pt"]["bleu"]["score"], f"{args.minutes:g} min")]
+    if snapshot is not None:
+        marks.insert(
+            0,
+            (
+                args.snapshot_minutes,
+                results[snapshot]["bleu"]["score"],
+                f"{args.snapshot_minutes:g} min",
+            ),
+        )
     plot(
         out / "curve.jsonl",
         out / "curve.png",
-        [
-            (
-                args.snapshot_minutes,
-                snap["bleu"]["score"],
-                f"test beam {args.beam} at {args.snapshot_minutes:g} min",
-            ),
-            (
-                args.minutes,
-                final["bleu"]["score"],
-                f"test beam {args.beam} at {args.minutes:g} min",
-            ),
-        ],
+        [(x, y, f"test beam {args.beam} at {when}") for x, y, when in marks],
     )
     print(json.dumps(results, indent=1))
     print(curve_table(out / "curve.jsonl"))

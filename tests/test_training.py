@@ -20,7 +20,7 @@ from training.batching import token_batches
 from training.config import ConfigError, load_config, validate_config
 from training.data import DataError, Example, read_parallel
 from training.schedule import WarmupPlateau
-from training.trainer import Trainer
+from training.trainer import Limits, RunClock, Trainer
 from training.weight_average import WeightAverage
 
 
@@ -202,6 +202,40 @@ def test_a_run_that_ends_on_its_budget_validates_its_last_weights(tiny_config: d
     records = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "valid"] == [4, 6]
     assert read_checkpoint(out / "last.pt")["step"] == 7
+
+
+def test_a_time_budget_counts_every_invocation_of_the_run() -> None:
+    clock = RunClock(minutes_before=30.0)  # resumed after 30 minutes of training
+    limits = Limits(
+        max_steps=None, max_minutes=40.0, stop_after_minutes=None, save_every_minutes=None
+    )
+    left = limits.minutes_left(clock)
+    assert left is not None and 9.9 < left <= 10.0
+    clock.agreed_minutes = 5.0
+    assert limits.used(0, clock) == pytest.approx(35 / 40)  # where the cooldown stands
+    assert not limits.spent(0, clock)
+    assert Limits(None, 30.0, None, None).spent(0, clock)
+    assert not Limits(None, None, 1.0, None).invocation_over(clock)
+
+
+def test_stop_after_minutes_ends_the_invocation_and_resume_trains_what_is_left(
+    tiny_config: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = Path(tiny_config["output_dir"])
+    Trainer(validate_config(tiny_config)).run(max_steps=6, stop_after_minutes=1e-9)
+    assert read_checkpoint(out / "last.pt")["step"] == 1
+    Trainer(validate_config(tiny_config), resume=True).run(max_steps=6)
+    records = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "valid"] == [4, 6]
+    trained = read_checkpoint(out / "last.pt")["training"]["progress"]["minutes"]
+    assert trained > 0
+    for spent in ({"max_steps": 6}, {"max_minutes": trained / 2}):
+        again = Trainer(validate_config(tiny_config), resume=True)
+        with caplog.at_level(logging.WARNING, logger="training.trainer"):
+            assert again.run(**spent).step == 6
+        assert "nothing to train: the run's budget" in caplog.text
+        caplog.clear()
+    assert read_checkpoint(out / "last.pt")["step"] == 6
 
 
 def test_cooldown_falls_linearly_over_the_end_of_the_budget(tiny_config: dict) -> None:

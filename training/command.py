@@ -26,11 +26,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue from OUTPUT_DIR/last.pt exactly where it stopped",
     )
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        help="the run's budget in optimizer steps, over all its invocations "
+        "(overrides train.max_steps)",
+    )
     p.add_argument(
         "--max-minutes",
         type=float,
-        help="stop after this many minutes of this invocation (checkpoint written)",
+        help="the run's budget in minutes of training, over all its invocations: a "
+        "resumed run trains what is left, and the learning-rate cooldown follows it "
+        "(overrides train.max_minutes)",
+    )
+    p.add_argument(
+        "--stop-after-minutes",
+        type=float,
+        help="end this invocation after this many minutes (last.pt written), leaving the "
+        "run's budget and schedule as they are; --resume goes on (e.g. in time-limited "
+        "job slots)",
     )
 
 
@@ -65,12 +79,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
-    train(config_from_args(args), args.resume, args.max_steps, args.max_minutes)
+    train(
+        config_from_args(args),
+        args.resume,
+        args.max_steps,
+        args.max_minutes,
+        args.stop_after_minutes,
+    )
     return 0
 
 
 def train(
-    config: Config, resume: bool, max_steps: int | None = None, max_minutes: float | None = None
+    config: Config,
+    resume: bool,
+    max_steps: int | None = None,
+    max_minutes: float | None = None,
+    stop_after_minutes: float | None = None,
 ) -> StopRequest:
     """Train ``config`` with the process set up for it (threads, allocator, signals);
     the returned request says whether a signal stopped the run (``reason``)."""
@@ -85,7 +109,7 @@ def train(
     stop = StopRequest()
     try:
         with stop.installed():
-            trainer.run(max_steps=max_steps, max_minutes=max_minutes, stop=stop)
+            trainer.run(max_steps, max_minutes, stop, stop_after_minutes)
     finally:
         trainer.close()
     return stop

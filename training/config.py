@@ -113,9 +113,16 @@ class TrainConfig(Strict):
         description="batches per optimizer step on each process; the effective batch is "
         "batch_tokens x accumulate x processes",
     )
-    max_steps: int | None = Field(None, ge=1)
+    max_steps: int | None = Field(
+        None, ge=1, description="the run's budget in steps, over all its invocations"
+    )
     max_epochs: int = Field(100, ge=1)
-    max_minutes: float | None = Field(None, gt=0)
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="the run's budget in minutes, over all its invocations (a resumed run "
+        "trains what is left)",
+    )
     learning_rate: float = Field(1e-3, gt=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(0.0, ge=0)

@@ -16,22 +16,24 @@ log = logging.getLogger("training.trainer")
 
 
 class TrainingBar:
-    """The terminal's progress bar (rank 0, on a terminal only): the time spent against
-    the budget when the run has one (``max_minutes``), so that its estimate is the time
-    left of the whole run; otherwise the steps of the current epoch."""
+    """The terminal's progress bar (rank 0, on a terminal only): the run's minutes
+    against its budget when it has one (``max_minutes``, counted over all invocations),
+    so that its estimate is the time left of the whole run; otherwise the steps of the
+    current epoch."""
 
-    def __init__(self, budget_minutes: float | None, enabled: bool) -> None:
+    def __init__(self, budget_minutes: float | None, minutes_before: float, enabled: bool) -> None:
         self.budget_seconds = None if budget_minutes is None else round(budget_minutes * 60)
         self.disable = None if enabled else True  # None: tqdm shows it on a terminal only
         self.bar: tqdm | None = None
         if self.budget_seconds is not None:
             self.bar = tqdm(
                 total=self.budget_seconds,
+                initial=min(round(minutes_before * 60), self.budget_seconds),
                 smoothing=0,  # seconds per second: the remaining time is the budget left
                 desc="training",
                 unit="s",
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} of the budget, "
-                "{remaining} left{postfix}",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f} of {total:.0f} s "
+                "of the budget, {remaining} left{postfix}",
                 dynamic_ncols=True,
                 disable=self.disable,
                 leave=False,
@@ -52,13 +54,13 @@ class TrainingBar:
             leave=False,
         )
 
-    def step(self, elapsed_minutes: float) -> None:
-        """One optimizer step done, ``elapsed_minutes`` into this invocation."""
+    def step(self, run_minutes: float) -> None:
+        """One optimizer step done, ``run_minutes`` into the run."""
         assert self.bar is not None
         if self.budget_seconds is None:
             self.bar.update()
         else:
-            self.bar.update(min(round(elapsed_minutes * 60), self.budget_seconds) - self.bar.n)
+            self.bar.update(min(round(run_minutes * 60), self.budget_seconds) - self.bar.n)
 
     def show(self, **values: str) -> None:
         if self.bar is not None:

@@ -94,8 +94,13 @@ class RunClock:
 
 @dataclass(frozen=True)
 class Limits:
+    """``max_steps`` and ``max_minutes`` are the run's budget, counted over all its
+    invocations (a resumed run trains what is left, on the same schedule);
+    ``stop_after_minutes`` ends this invocation only."""
+
     max_steps: int | None
     max_minutes: float | None
+    stop_after_minutes: float | None
     save_every_minutes: float | None
 
     def out_of_time(self, clock: RunClock) -> bool:
@@ -103,26 +108,51 @@ class Limits:
         return left is not None and left <= 0
 
     def minutes_left(self, clock: RunClock) -> float | None:
-        """Of this invocation's time budget; None without one."""
-        return None if self.max_minutes is None else self.max_minutes - clock.elapsed_minutes()
+        """Of the run's time budget; None without one."""
+        return None if self.max_minutes is None else self.max_minutes - clock.minutes()
+
+    def invocation_over(self, clock: RunClock) -> bool:
+        after = self.stop_after_minutes
+        return after is not None and clock.elapsed_minutes() >= after
 
     def used(self, step: int, clock: RunClock) -> float:
         """The fraction of the budget spent after ``step`` steps: the larger of the steps
-        and of this invocation's agreed minutes; 0 without a limit."""
+        and of the run's minutes (this invocation's as the ranks agreed); 0 without a
+        limit."""
         used = 0.0
         if self.max_steps is not None:
             used = step / self.max_steps
         if self.max_minutes is not None:
-            used = max(used, clock.agreed_minutes / self.max_minutes)
+            minutes = clock.minutes_before + clock.agreed_minutes
+            used = max(used, minutes / self.max_minutes)
         return min(1.0, used)
 
     def spent(self, step: int, clock: RunClock) -> bool:
-        """Whether the step limit is reached or this invocation's time is up."""
+        """Whether the step limit is reached or the run's time is up."""
         return (self.max_steps is not None and step >= self.max_steps) or self.out_of_time(clock)
 
     def save_due(self, clock: RunClock) -> bool:
         every = self.save_every_minutes
         return every is not None and time.monotonic() - clock.saved_at >= every * 60
+
+
+def stop_reason(stop: StopRequest, limits: Limits, clock: RunClock, out_of_time: bool) -> str:
+    """Why this rank stops once the ranks agreed to."""
+    if stop.reason is not None:
+        return stop.reason
+    if out_of_time:
+        return f"max_minutes {limits.max_minutes} reached"
+    if limits.invocation_over(clock):
+        return f"stop_after_minutes {limits.stop_after_minutes} reached (--resume goes on)"
+    return "stopped: another rank was told to stop"
+
+
+def log_already_spent(limits: Limits, p: Progress) -> None:
+    log.warning(
+        "nothing to train: the run's budget (max_steps %s, max_minutes %s) is spent at "
+        "step %d after %.1f minutes; give a larger --max-steps or --max-minutes to train on",
+        *(limits.max_steps, limits.max_minutes, p.step, p.minutes),
+    )
 
 
 def log_model(
@@ -236,10 +266,12 @@ class Trainer:
         max_steps: int | None = None,
         max_minutes: float | None = None,
         stop: StopRequest | None = None,
+        stop_after_minutes: float | None = None,
     ) -> Progress:
-        """Train until a step, time, epoch or early-stopping limit, or until ``stop`` is
-        requested (the entry point installs its signal handlers); always ends with
-        last.pt."""
+        """Train until a step, time, epoch or early-stopping limit of the run (``max_*``
+        override the config's), until ``stop_after_minutes`` of this invocation, or until
+        ``stop`` is requested (the entry point installs its signal handlers); always
+        ends with last.pt."""
         if self.world.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             for stale in sweep_temporary_files(self.out):
@@ -252,9 +284,15 @@ class Trainer:
             self.save({"saved": "start"}, best=False, rolling=False)
         tc = self.config.train
         limits = Limits(
-            max_steps or tc.max_steps, max_minutes or tc.max_minutes, tc.save_every_minutes
+            max_steps or tc.max_steps,
+            max_minutes or tc.max_minutes,
+            stop_after_minutes,
+            tc.save_every_minutes,
         )
         clock = RunClock(self.progress.minutes)
+        if limits.spent(self.progress.step, clock):
+            log_already_spent(limits, self.progress)
+            return self.progress
         self.model.train()
         try:
             reason = self._loop(limits, stop or StopRequest(), clock)
@@ -286,7 +324,7 @@ class Trainer:
         window = LogWindow()
         # An optimizer step takes `accumulate` batches on each of the world's ranks.
         per_step = world.size * tc.accumulate
-        bar = TrainingBar(limits.max_minutes, enabled=world.is_main)
+        bar = TrainingBar(limits.max_minutes, clock.minutes_before, enabled=world.is_main)
         try:
             while p.epoch < tc.max_epochs:
                 batches, count = epoch_batches(
@@ -325,9 +363,9 @@ class Trainer:
         loss_sum, grad_norm, lr = self.train_step(micro, p.step + 1, limits.used(p.step, clock))
         p.step += 1
         p.batch_in_epoch += len(group)
-        bar.step(clock.elapsed_minutes())
+        bar.step(clock.minutes())
         out_of_time = limits.out_of_time(clock)
-        local_stop = stop.reason is not None or out_of_time
+        local_stop = stop.reason is not None or out_of_time or limits.invocation_over(clock)
         loss_sum, tokens, stopping, save_due, clock.agreed_minutes = step_totals(
             world,
             loss_sum,
@@ -359,13 +397,7 @@ class Trainer:
             clock.saved_at = time.monotonic()
         if limits.max_steps is not None and p.step >= limits.max_steps:
             return f"max_steps {limits.max_steps} reached"
-        if not stopping:
-            return None
-        if stop.reason is not None:
-            return stop.reason
-        if out_of_time:
-            return f"max_minutes {limits.max_minutes} reached"
-        return "stopped: another rank was told to stop"
+        return stop_reason(stop, limits, clock, out_of_time) if stopping else None
 
     def _validate_and_save(self, minutes: float) -> bool:
         """Validate, checkpoint, adjust the schedule; True when early stopping triggers."""
