@@ -90,7 +90,7 @@ def ensure_trained(config: Config, out: Path) -> str | None:
     spent = 0.0
     if state == "unfinished":
         spent = read_checkpoint(out / "last.pt")["training"]["progress"]["minutes"]
-    left = max(budget - spent, 0.5)
+    left = max(budget - spent, 0.0)
     log.info(
         "%s the quick model in %s: about %.0f minutes left; Ctrl-C pauses, and "
         "`nmt quickstart` again continues",
@@ -98,7 +98,8 @@ def ensure_trained(config: Config, out: Path) -> str | None:
         out,
         left,
     )
-    stop = train(config, resume=state == "unfinished", max_minutes=left)
+    # the budget is the whole run's: a continued run trains what is left of it
+    stop = train(config, resume=state == "unfinished", max_minutes=budget)
     return stop.reason
 
 
