@@ -41,9 +41,15 @@ PYTHON = [sys.executable]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 # name -> (launcher, overrides, environment); "ours-2proc" is the same model and the same
 # 4,000-token batch split over two single-threaded processes (data parallel, gloo);
-# "ours-<allocator>" is "ours" with NMT_MALLOC set (nmt.process.ALLOCATORS)
+# "ours-<allocator>" is "ours" with NMT_MALLOC set (nmt.process.ALLOCATORS);
+# "ours-pre17" is the schedule before issue 17's levers (Adam 0.001, no cooldown)
 OURS = {
     "ours": (PYTHON, ["train.precision=auto"], {}),
+    "ours-pre17": (
+        PYTHON,
+        ["train.precision=auto", "train.learning_rate=0.001", "train.cooldown_fraction=0"],
+        {},
+    ),
     "ours-fp32": (PYTHON, ["train.precision=fp32"], {}),
     "ours-2proc": (
         TORCHRUN,
