@@ -87,6 +87,9 @@ def run_ours(name: str, minutes: float, out: Path) -> dict:
         # the peers train on the corpus as it is: no joined pairs, the same sentences
         "--set",
         "data.run_on_fraction=0",
+        # the peers' dropout (the shipped config's is 0.2 since issue 17)
+        "--set",
+        "model.dropout=0.3",
     ]
     for override in overrides:
         cmd += ["--set", override]
