@@ -138,20 +138,15 @@ def main() -> None:
         results[name] = evaluate(out / name, args.data, TEST_SPLIT, langs, args.beam)
         results[name + ":greedy"] = evaluate(out / name, args.data, TEST_SPLIT, langs, 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    marks = [(args.minutes, results["best.pt"]["bleu"]["score"], f"{args.minutes:g} min")]
-    if snapshot is not None:
-        marks.insert(
-            0,
-            (
-                args.snapshot_minutes,
-                results[snapshot]["bleu"]["score"],
-                f"{args.snapshot_minutes:g} min",
-            ),
-        )
+    marks = [(args.snapshot_minutes, snapshot)] if snapshot is not None else []
+    marks.append((args.minutes, "best.pt"))
     plot(
         out / "curve.jsonl",
         out / "curve.png",
-        [(x, y, f"test beam {args.beam} at {when}") for x, y, when in marks],
+        [
+            (minutes, results[name]["bleu"]["score"], f"test beam {args.beam} at {minutes:g} min")
+            for minutes, name in marks
+        ],
     )
     print(json.dumps(results, indent=1))
     print(curve_table(out / "curve.jsonl"))

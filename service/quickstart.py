@@ -87,16 +87,12 @@ def ensure_trained(config: Config, out: Path) -> str | None:
     if state == "done":
         return None
     budget = config.train.max_minutes or 10.0
-    spent = 0.0
-    if state == "unfinished":
-        spent = read_checkpoint(out / "last.pt")["training"]["progress"]["minutes"]
-    left = max(budget - spent, 0.0)
     log.info(
-        "%s the quick model in %s: about %.0f minutes left; Ctrl-C pauses, and "
-        "`nmt quickstart` again continues",
+        "%s the quick model in %s (%.0f minutes of training in all; the log says how "
+        "many are left); Ctrl-C pauses, and `nmt quickstart` again continues",
         "continuing" if state == "unfinished" else "training",
         out,
-        left,
+        budget,
     )
     # the budget is the whole run's: a continued run trains what is left of it
     stop = train(config, resume=state == "unfinished", max_minutes=budget)

@@ -136,13 +136,13 @@ class Limits:
         return every is not None and time.monotonic() - clock.saved_at >= every * 60
 
 
-def stop_reason(stop: StopRequest, limits: Limits, clock: RunClock, out_of_time: bool) -> str:
-    """Why this rank stops once the ranks agreed to."""
+def stop_reason(stop: StopRequest, limits: Limits, out_of_time: bool, over: bool) -> str:
+    """Why this rank stops once the ranks agreed to (``over``: this invocation's time)."""
     if stop.reason is not None:
         return stop.reason
     if out_of_time:
         return f"max_minutes {limits.max_minutes} reached"
-    if limits.invocation_over(clock):
+    if over:
         return f"stop_after_minutes {limits.stop_after_minutes} reached (--resume goes on)"
     return "stopped: another rank was told to stop"
 
@@ -364,8 +364,8 @@ class Trainer:
         p.step += 1
         p.batch_in_epoch += len(group)
         bar.step(clock.minutes())
-        out_of_time = limits.out_of_time(clock)
-        local_stop = stop.reason is not None or out_of_time or limits.invocation_over(clock)
+        out_of_time, over = limits.out_of_time(clock), limits.invocation_over(clock)
+        local_stop = stop.reason is not None or out_of_time or over
         loss_sum, tokens, stopping, save_due, clock.agreed_minutes = step_totals(
             world,
             loss_sum,
@@ -397,7 +397,7 @@ class Trainer:
             clock.saved_at = time.monotonic()
         if limits.max_steps is not None and p.step >= limits.max_steps:
             return f"max_steps {limits.max_steps} reached"
-        return stop_reason(stop, limits, clock, out_of_time) if stopping else None
+        return stop_reason(stop, limits, out_of_time, over) if stopping else None
 
     def _validate_and_save(self, minutes: float) -> bool:
         """Validate, checkpoint, adjust the schedule; True when early stopping triggers."""
