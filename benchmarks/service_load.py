@@ -87,6 +87,7 @@ async def load(base: str, sentences: list[str], clients: int) -> dict:
         "sentences_per_s": round(len(sentences) / seconds, 1),
         "latency_p50_ms": round(statistics.median(latencies), 1),
         "latency_p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 1),
+        "latency_p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1),
         "mean_batch": round(statistics.mean(batch_sizes), 1),
         # the load generator shares the machine: its CPU is taken from the server's
         "client_cpu_ms_per_request": round(cpu * 1000 / len(sentences), 2),
@@ -95,12 +96,15 @@ async def load(base: str, sentences: list[str], clients: int) -> dict:
 
 @contextlib.contextmanager
 def served(
-    checkpoint: Path, quantize: str | None = None, env: dict[str, str] | None = None
+    checkpoint: Path,
+    quantize: str | None = None,
+    env: dict[str, str] | None = None,
+    device: str = "cpu",
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``nmt serve`` of ``checkpoint`` as model 'm' on CPU, until it is ready."""
+    """``nmt serve`` of ``checkpoint`` as model 'm' on ``device``, until it is ready."""
     port = free_port()
     command = [sys.executable, "-m", "nmt.cli", "serve", "--model", f"m={checkpoint}"]
-    command += ["--port", str(port), "--device", "cpu", "--log-level", "warning"]
+    command += ["--port", str(port), "--device", device, "--log-level", "warning"]
     if quantize:
         command += ["--quantize", quantize]
     environment = {**os.environ, "NMT_MAX_WAIT_MS": "5", **(env or {})}

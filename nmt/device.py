@@ -96,6 +96,14 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
         yield
 
 
+def peak_memory_mib(device: torch.device) -> float | None:
+    """The most memory PyTorch's allocator has held on a GPU since the process started,
+    in MiB; None on the CPU (its resident memory is the operating system's to tell)."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Move a host tensor to ``device``, asynchronously through pinned memory on CUDA.
 

@@ -40,7 +40,8 @@ async def _load(app: FastAPI, registry: ModelRegistry) -> None:
     """Load the models, then the language detector for their languages."""
     await registry.load_all()
     languages = sorted({*registry.sources(), *registry.targets()})
-    app.state.detection = await asyncio.to_thread(LanguageDetection, languages)
+    enabled = app.state.settings.detect_languages
+    app.state.detection = await asyncio.to_thread(LanguageDetection, languages, enabled)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -1,12 +1,17 @@
 """Language detection (``source=auto``, ``POST /detect``) among the languages a server
 holds, with ``lingua``: restricting it to those languages makes it both faster and
-more accurate than asking which of 75 languages a text is in."""
+more accurate than asking which of 75 languages a text is in.
+
+lingua is imported only when a detector is built: a server with detection turned off
+(``detect_languages``) or with one language never loads it or its models."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
+if TYPE_CHECKING:
+    from lingua import Language, LanguageDetector
 
 
 @dataclass(frozen=True)
@@ -17,23 +22,30 @@ class Detected:
     confidence: float
 
 
-def _lingua_language(code: str) -> Language | None:
-    iso = getattr(IsoCode639_1, code.upper(), None)
-    return None if iso is None else Language.from_iso_code_639_1(iso)
+def _lingua_languages(codes: list[str]) -> dict[str, Language]:
+    """The codes lingua knows, with its language for each."""
+    from lingua import IsoCode639_1, Language
+
+    isos = {c: getattr(IsoCode639_1, c.upper(), None) for c in codes}
+    return {c: Language.from_iso_code_639_1(iso) for c, iso in isos.items() if iso is not None}
 
 
 class LanguageDetection:
     """Detects which of ``codes`` (ISO 639-1) a text is in. A code lingua does not know
     is only answered when it is the one candidate (with confidence 0 when several
-    candidates cannot be told apart)."""
+    candidates cannot be told apart); with ``enabled`` False, every code is such a code
+    and no detector is built."""
 
-    def __init__(self, codes: list[str]) -> None:
-        known = {c: lang for c in codes if (lang := _lingua_language(c)) is not None}
+    def __init__(self, codes: list[str], enabled: bool = True) -> None:
+        # lingua needs two candidates at least
+        known = _lingua_languages(codes) if enabled and len(codes) >= 2 else {}
         self.held = sorted(codes)
         self.codes = sorted(known)
         self._code = {lang: code for code, lang in known.items()}
         self._detector: LanguageDetector | None = None
-        if len(known) >= 2:  # lingua needs two candidates at least
+        if len(known) >= 2:
+            from lingua import LanguageDetectorBuilder
+
             self._detector = (
                 LanguageDetectorBuilder.from_languages(*known.values())
                 .with_preloaded_language_models()

@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         None, description="a file of API keys, one a line (a Docker or Kubernetes secret)"
     )
     cors_origins: list[str] = Field(default_factory=list)
+    detect_languages: bool = Field(
+        True,
+        description="language detection for source=auto and /detect (lingua, its models "
+        "in memory); off, source=auto takes the target's first source language and "
+        "/detect answers with confidence 0",
+    )
 
     # operations
     ready_when: Literal["all", "any"] = Field(

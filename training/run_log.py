@@ -7,8 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
+from nmt.device import peak_memory_mib
 from training.state import Progress
 from training.validation import Validation
 
@@ -73,11 +75,13 @@ class TrainingBar:
 
 class RunLog:
     """Appends records to ``out/curve.jsonl`` and logs them; silent on ranks other
-    than 0 (``enabled`` False)."""
+    than 0 (``enabled`` False). On a GPU, training records carry the allocator's peak
+    memory on ``device``."""
 
-    def __init__(self, out: Path, enabled: bool) -> None:
+    def __init__(self, out: Path, enabled: bool, device: torch.device) -> None:
         self.curve = out / "curve.jsonl"
         self.enabled = enabled
+        self.device = device
 
     def _write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -97,29 +101,33 @@ class RunLog:
     ) -> None:
         """A training record: mean loss and target tokens/s since the last one; the log
         line also says how much of the time budget is left, if there is one."""
-        self._write(
-            {
-                "kind": "train",
-                "step": p.step,
-                "epoch": p.epoch + 1,
-                "minutes": round(p.minutes, 3),
-                "loss": round(loss, 4),
-                "lr": lr,
-                "grad_norm": round(grad_norm, 3),
-                "tgt_tokens_total": p.target_tokens,
-                "tgt_tokens_per_s": round(speed, 1),
-            }
-        )
+        record = {
+            "kind": "train",
+            "step": p.step,
+            "epoch": p.epoch + 1,
+            "minutes": round(p.minutes, 3),
+            "loss": round(loss, 4),
+            "lr": lr,
+            "grad_norm": round(grad_norm, 3),
+            "tgt_tokens_total": p.target_tokens,
+            "tgt_tokens_per_s": round(speed, 1),
+        }
+        gpu = peak_memory_mib(self.device)
+        if gpu is not None:
+            record["gpu_peak_mib"] = round(gpu, 1)
+        self._write(record)
         bar.show(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{speed:.0f}")
         left = "" if minutes_left is None else f" | {max(minutes_left, 0.0):.1f} min left"
+        memory = "" if gpu is None else f" | GPU peak {gpu / 1024:.2f} GiB"
         log.info(
-            "step %d epoch %d | loss %.4f | lr %.2e | grad norm %.2f | %.0f tgt tok/s%s",
+            "step %d epoch %d | loss %.4f | lr %.2e | grad norm %.2f | %.0f tgt tok/s%s%s",
             p.step,
             p.epoch + 1,
             loss,
             lr,
             grad_norm,
             speed,
+            memory,
             left,
         )
 

@@ -197,7 +197,7 @@ class Trainer:
         self.validator = Validator(data, config.train, self.device)
         self.model, self.ddp = build_model(config, data, self.device, self.world)
         self.opt = build_optimization(self.model, config.train, self.device, self.amp_dtype)
-        self.log = RunLog(self.out, self.world.is_main)
+        self.log = RunLog(self.out, self.world.is_main, self.device)
         self.progress = Progress()
         if payload is not None:
             self.model.load_state_dict(payload["model"])
