@@ -46,6 +46,7 @@ from typing import Any
 
 import sacrebleu
 import torch
+from machine import processor
 from service_load import load, served
 
 from nmt.search import DEFAULT_SEARCH
@@ -62,7 +63,7 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cpu_count": os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": processor(),
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
