@@ -1,6 +1,6 @@
 """Two decode workers as threads of one process against two processes.
 
-    python benchmarks/decode_workers.py --checkpoint runs/bench_quality/best.pt \
+    python benchmarks/decode_workers.py --checkpoint runs/bench_quality/best.pt \\
         --sentences 560 --batch 14
 
 Decodes the first ``--sentences`` test_2016_flickr sentences in batches of ``--batch``

@@ -9,9 +9,9 @@ what is left. Resuming is exact, so the two halves are the same run as one
 uninterrupted one. ``--snapshot-minutes 0`` trains in one invocation.
 
     python benchmarks/quality.py --minutes 60 --snapshot-minutes 25 --out runs/bench_quality
-    python benchmarks/quality.py --config configs/multi30k_de_en.yaml --snapshot-minutes 0 \
+    python benchmarks/quality.py --config configs/multi30k_de_en.yaml --snapshot-minutes 0 \\
         --out runs/bench_quality_de_en
-    python benchmarks/quality.py --set data.tgt_lang=fr --snapshot-minutes 0 \
+    python benchmarks/quality.py --set data.tgt_lang=fr --snapshot-minutes 0 \\
         --out runs/bench_quality_en_fr
 
 The training commands' resident memory is sampled every second (peak and per-minute

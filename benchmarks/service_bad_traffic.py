@@ -1,6 +1,6 @@
 """Load with bad traffic: 32 clients for 2 minutes, one request in ten adversarial.
 
-    python benchmarks/service_bad_traffic.py --checkpoint runs/bench_quality/best.pt \
+    python benchmarks/service_bad_traffic.py --checkpoint runs/bench_quality/best.pt \\
         --out runs/bench_bad_traffic --clients 32 --seconds 120
 
 Starts ``nmt serve`` (CPU, fp32, default settings), records the answer to each of the

@@ -1,7 +1,7 @@
 """Bounded work: the worst requests the default limits allow, and a one-sentence request
 sent while each runs.
 
-    python benchmarks/service_bounds.py --checkpoint runs/bench_quality/best.pt \
+    python benchmarks/service_bounds.py --checkpoint runs/bench_quality/best.pt \\
         --out runs/bench_bounds
 
 Starts ``nmt serve`` with the default settings (CPU, fp32) and, for each kind of

@@ -1,7 +1,7 @@
 """Service benchmark: one `nmt serve` replica under concurrent load, against offline
 decoding of the same sentences.
 
-    python benchmarks/service_load.py --checkpoint runs/bench_quality/best.pt \
+    python benchmarks/service_load.py --checkpoint runs/bench_quality/best.pt \\
         --out runs/bench_service --requests 1000 --levels 1 8 32
 
 Starts the server (CPU, one model), records its resident memory once the model is
