@@ -14,7 +14,7 @@ Steps, each recorded even when another fails (a failure is what this looks for):
 3. training: the default config (configs/multi30k_en_de.yaml) at its own batch for
    ``--equal-batch-minutes`` (comparable with the CPU figures in docs/benchmarks.md),
    then at ``--gpu-batch-tokens`` for ``--train-minutes``: target tokens/s (median of
-   the logged windows), the allocator's GPU peak, steps and validation BLEU;
+   the logged windows, the first left out), the allocator's GPU peak, steps and validation BLEU;
 4. decoding: that run's best.pt on test_2016_flickr, beam 5, fp32 and bf16, at batch
    64 and ``--decode-batch``: sentences/s (model loaded and warm), sacreBLEU cased/-lc;
 5. service: ``nmt serve`` on the device with 1 and 32 concurrent clients, one sentence
@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,8 +43,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import sacrebleu
 import torch
+from ddp_speed import throughput
+from decode import bleu
 from machine import processor
 from service_load import load, served
 
@@ -113,19 +113,20 @@ def train(
             timeout=minutes * 60 + 240,
             check=False,
         )
-    records = [json.loads(x) for x in (run / "curve.jsonl").read_text().splitlines()]
-    steps = [r for r in records if r["kind"] == "train"]
-    valid = [r for r in records if r["kind"] == "valid"]
-    speeds = [r["tgt_tokens_per_s"] for r in steps[1:]] or [r["tgt_tokens_per_s"] for r in steps]
-    return {
+    curve = run / "curve.jsonl"
+    records = [json.loads(x) for x in curve.read_text().splitlines()]
+    logged = [r for r in records if r["kind"] == "train"]
+    result = {
         "exit_code": done.returncode,
         "wall_s": round(time.monotonic() - started, 1),
         "batch_tokens": batch_tokens or "config default",
-        "steps": steps[-1]["step"] if steps else 0,
-        "tgt_tokens_per_s_median": round(statistics.median(speeds), 1) if speeds else None,
-        "gpu_peak_mib": max((r.get("gpu_peak_mib", 0.0) for r in steps), default=None),
-        "best_valid_bleu": max((r["bleu"] for r in valid), default=None),
+        # the allocator's peak since the process started: the last record's is the run's
+        "gpu_peak_mib": logged[-1].get("gpu_peak_mib") if logged else None,
+        "best_valid_bleu": max((r["bleu"] for r in records if r["kind"] == "valid"), default=None),
     }
+    if len(logged) > 1:  # throughput leaves the first window (warm-up) out
+        result |= throughput(curve)
+    return result
 
 
 def synchronize(device: torch.device) -> None:
@@ -145,12 +146,13 @@ def decode(
     hyps = [t.text for t in translator.translate(sources, cfg, batch)]
     synchronize(translator.device)
     seconds = time.perf_counter() - started
+    cased, lower = bleu(hyps, refs)
     return {
         "precision": precision,
         "batch": batch,
         "sentences_per_s": round(len(sources) / seconds, 1),
-        "bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
-        "bleu_lc": round(sacrebleu.corpus_bleu(hyps, [refs], lowercase=True).score, 2),
+        "bleu": cased,
+        "bleu_lc": lower,
     }
 
 
@@ -184,7 +186,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["|---|---|---|---|---|---|"]
     for name in ("train_equal_batch", "train_gpu_batch"):
         r = results.get(name, {})
-        cells = [r.get(k) for k in ("batch_tokens", "steps", "tgt_tokens_per_s_median")]
+        cells = [r.get(k) for k in ("batch_tokens", "steps", "median_tgt_tokens_per_s")]
         cells += [r.get("gpu_peak_mib"), r.get("best_valid_bleu")]
         lines.append(f"| {name} | " + " | ".join(str(c) for c in cells) + " |")
     lines += [

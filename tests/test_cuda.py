@@ -20,7 +20,7 @@ import torch
 from fastapi.testclient import TestClient
 from test_service import translate, wait_ready
 from test_training import StopAfter
-from toy import make_pairs
+from toy import learning_fast, make_pairs
 
 from nmt.checkpoint import load_model, read_checkpoint
 from nmt.device import autocast, autocast_dtype, resolve_device
@@ -49,10 +49,8 @@ def cuda_config(tiny_config: dict, precision: str, out: Path) -> dict:
     config = copy.deepcopy(tiny_config)
     config["device"] = "cuda"
     config["output_dir"] = str(out)
-    config["train"].update(precision=precision, learning_rate=0.01)
-    # as the toy model: PyTorch's default init learns the toy language faster
-    config["model"].update(dropout=0.0, init_range=0.0)
-    return config
+    config["train"]["precision"] = precision
+    return learning_fast(config)
 
 
 def train_losses(run: Path) -> list[float]:

@@ -61,6 +61,14 @@ def tiny_config_dict(corpus_dir: Path, output_dir: Path) -> dict[str, Any]:
     }
 
 
+def learning_fast(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` set to learn the toy language within a few dozen steps."""
+    raw["train"]["learning_rate"] = 0.01
+    # PyTorch's default init learns this tiny model faster than U(-0.1, 0.1)
+    raw["model"].update(dropout=0.0, init_range=0.0)
+    return raw
+
+
 def train_toy_model(root: Path) -> Path:
     """Train the toy model in ``root``; returns its best.pt (validation BLEU > 30)."""
     from training.config import validate_config
@@ -70,10 +78,8 @@ def train_toy_model(root: Path) -> Path:
     corpus.mkdir(parents=True, exist_ok=True)
     write_split(corpus, "train", make_pairs(80, seed=1), gz=True)
     write_split(corpus, "val", make_pairs(12, seed=2))
-    raw = tiny_config_dict(corpus, root / "run")
-    raw["train"].update(valid_every=100, learning_rate=0.01, keep_last=0)
-    # PyTorch's default init learns this tiny model faster than U(-0.1, 0.1)
-    raw["model"].update(dropout=0.0, init_range=0.0)
+    raw = learning_fast(tiny_config_dict(corpus, root / "run"))
+    raw["train"].update(valid_every=100, keep_last=0)
     torch.manual_seed(0)
     Trainer(validate_config(raw)).run(max_steps=300)
     return root / "run" / "best.pt"
