@@ -19,7 +19,15 @@ from nmt.process import StopRequest
 from training.batching import token_batches
 from training.config import ConfigError, load_config, validate_config
 from training.data import DataError, Example, read_parallel
+from training.distributed import World
 from training.schedule import WarmupPlateau
+from training.state import (
+    Optimization,
+    Progress,
+    restore_training_state,
+    rng_state,
+    training_state,
+)
 from training.trainer import Limits, RunClock, Trainer
 from training.weight_average import WeightAverage
 
@@ -188,6 +196,29 @@ def test_resume_continues_exactly(
         assert avg_a["updates"] == avg_b["updates"] == 14
         for x, y in zip(avg_a["average"], avg_b["average"], strict=True):
             assert torch.equal(x, y)
+
+
+def test_a_gpu_runs_random_state_goes_back_to_its_gpu_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found on an H200: one process saved every GPU's state as a list, and resuming
+    # handed that list to set_rng_state. The CUDA generator is stood in for on CPU.
+    gpu_state = torch.arange(16, dtype=torch.uint8)
+    restored: list[Any] = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: gpu_state.clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device: restored.append(s))
+    gpu = torch.device("cuda", 0)
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))])
+    schedule = WarmupPlateau(optimizer, 1e-3, 0, 0.5, 2, 1e-5)
+    opt = Optimization(optimizer, schedule, torch.amp.GradScaler("cpu", enabled=False))
+    torch.save(training_state(opt, Progress(step=3), [rng_state(gpu)]), tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=True)  # as resume reads it
+    assert restore_training_state(state, opt, World(), gpu, "last.pt").step == 3
+    state["cuda_rng"] = [gpu_state]  # as the code before the fix wrote it
+    restore_training_state(state, opt, World(), gpu, "last.pt")
+    assert len(restored) == 2
+    for got in restored:
+        assert isinstance(got, torch.Tensor) and torch.equal(got, gpu_state)
 
 
 def test_a_run_that_ends_on_its_budget_validates_its_last_weights(tiny_config: dict) -> None:

@@ -55,17 +55,17 @@ def rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     return torch.get_rng_state(), cuda
 
 
-def training_state(
-    opt: Optimization, progress: Progress, rngs: RngStates, device: torch.device
-) -> dict[str, Any]:
-    """The ``training`` entry of a checkpoint; ``rngs``: every rank's, in rank order."""
+def training_state(opt: Optimization, progress: Progress, rngs: RngStates) -> dict[str, Any]:
+    """The ``training`` entry of a checkpoint; ``rngs``: every rank's, in rank order
+    (``rng_state`` of each: one generator state per entry, as ``restore_training_state``
+    sets it)."""
     state: dict[str, Any] = {
         "optimizer": opt.optimizer.state_dict(),
         "schedule": opt.schedule.state_dict(),
         "scaler": opt.scaler.state_dict(),
         "progress": asdict(progress),
-        "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+        "rng": rngs[0][0],
+        "cuda_rng": rngs[0][1],
     }
     if len(rngs) > 1:
         state["rng_per_rank"] = [cpu for cpu, _ in rngs]
@@ -88,9 +88,11 @@ def restore_training_state(
             f"not {world.size}"
         )
     torch.set_rng_state(rngs[world.rank])
-    cuda_rngs = state.get("cuda_rng_per_rank") or [state.get("cuda_rng")]
-    if device.type == "cuda" and cuda_rngs[world.rank] is not None:
-        torch.cuda.set_rng_state(cuda_rngs[world.rank], device)
+    cuda = (state.get("cuda_rng_per_rank") or [state.get("cuda_rng")])[world.rank]
+    if isinstance(cuda, list):  # before 2026-11-27 one state per visible GPU was written
+        cuda = cuda[device.index or 0]
+    if device.type == "cuda" and cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
     return Progress(**state["progress"])
 
 
@@ -138,7 +140,7 @@ class RunCheckpoints:
             return
         if len(set(fingerprints)) > 1:
             log.error("replicas have diverged: parameter fingerprints %s", fingerprints)
-        training = training_state(opt, progress, rngs, self.device)
+        training = training_state(opt, progress, rngs)
         if fingerprints:
             training["replica_fingerprints"] = fingerprints
         if self.average is not None:
