@@ -2,7 +2,7 @@
 # The GPU check (issue 18) on a machine with an NVIDIA GPU, on that machine's own Python
 # and PyTorch: installs the wheels of .whl/ (benchmarks/gpu_wheels.sh makes them) where
 # they are, puts the repository on the path and runs benchmarks/gpu_check.py, which
-# writes its figures under --out. About 8 minutes on a GPU.
+# writes its figures under --out. About 6 minutes on an H200 (limit: 8).
 #
 #     bash benchmarks/gpu_wheels.sh                      # here, once: .whl/ (5 MB)
 #     mkdir -p .gpu_data && cp -r ../shared/data/multi30k .gpu_data/   # the data it reads
