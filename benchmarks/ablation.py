@@ -39,6 +39,7 @@ def run_variant(name: str, overrides: list[str], args: argparse.Namespace, out: 
     run_dir = out / name
     subprocess.run(["rm", "-rf", str(run_dir)], check=True)
     train = ["train", "--config", args.config, "--output-dir", str(run_dir)]
+    train += ["--device", args.device, "--set", f"data.dir={args.data}"]
     train += ["--max-minutes", str(args.minutes)]
     for override in overrides:
         train += ["--set", override]
@@ -48,7 +49,8 @@ def run_variant(name: str, overrides: list[str], args: argparse.Namespace, out: 
     records = [json.loads(x) for x in (run_dir / "curve.jsonl").read_text().splitlines()]
     valid = [r for r in records if r["kind"] == "valid"]
     speeds = [r["tgt_tokens_per_s"] for r in records if r["kind"] == "train"][1:]
-    scores = evaluate(run_dir / "best.pt", args.data, "val", (args.src, args.tgt), beam=5)
+    langs = (args.src, args.tgt)
+    scores = evaluate(run_dir / "best.pt", args.data, "val", langs, beam=5, device=args.device)
     return {
         "variant": name,
         "overrides": overrides,
@@ -89,6 +91,7 @@ def main() -> None:
     ap.add_argument("--src", default="en")
     ap.add_argument("--tgt", default="de")
     ap.add_argument("--out", type=Path, default=ROOT / "runs/bench_ablation")
+    ap.add_argument("--device", default="cpu", help="trains and scores on it (cuda: a GPU)")
     args = ap.parse_args()
     variants = [parse_variant(spec) for spec in args.variants.split(",")]
     names = [name for name, _ in variants]

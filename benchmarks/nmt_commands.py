@@ -32,9 +32,10 @@ def evaluate(
     langs: tuple[str, str],
     beam: int,
     alpha: float | None = None,
+    device: str = "cpu",
 ) -> dict:
     """``nmt evaluate --json`` of ``ckpt`` (several: their ensemble) on a Multi30k
-    ``split`` (sacreBLEU cased and ``-lc``, chrF), on the CPU."""
+    ``split`` (sacreBLEU cased and ``-lc``, chrF), on ``device``."""
     src, tgt = langs
     args = ["evaluate", "--src", str(data / f"{split}.{src}.gz")]
     args += ["--ref", str(data / f"{split}.{tgt}.gz"), "--beam-size", str(beam)]
@@ -42,7 +43,7 @@ def evaluate(
         args += ["--checkpoint", str(path)]
     if alpha is not None:
         args += ["--alpha", str(alpha)]
-    return json.loads(nmt(*args, "--json", "--device", "cpu"))
+    return json.loads(nmt(*args, "--json", "--device", device))
 
 
 def run_sampled(
