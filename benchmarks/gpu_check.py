@@ -18,8 +18,8 @@ Steps, each recorded even when another fails (a failure is what this looks for):
 4. decoding: that run's best.pt on test_2016_flickr, beam 5, fp32 and bf16, at batch
    64 and ``--decode-batch``: sentences/s (model loaded and warm), sacreBLEU cased/-lc;
 5. service: ``nmt serve`` on the device with 1 and 32 concurrent clients, one sentence
-   a request: sentences/s, latency p50/p99; with the default settings and with
-   ``--serve-batch`` sentences per batched decode.
+   a request: sentences/s, latency p50/p99; with the default settings (the GPU's
+   batching) and with the CPU's (16 sentences a batch, two workers).
 
 Writes OUT/summary.json and OUT/summary.md (printed at the end), OUT/tests.log,
 OUT/train_equal.log, OUT/train_gpu.log, OUT/curve_gpu.jsonl: at most 8 files, as the
@@ -52,6 +52,7 @@ from service_load import load, served
 from nmt.search import DEFAULT_SEARCH
 from nmt.text_files import read_lines
 from nmt.translator import Translator
+from service.settings import BATCHING_ON_CPU
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs/multi30k_en_de.yaml"
@@ -202,7 +203,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += ["", "| service | clients | sentences/s | p50 ms | p99 ms | mean batch |"]
     lines += ["|---|---|---|---|---|---|"]
-    for name in ("serve_default", "serve_gpu_batch"):
+    for name in ("serve_default", "serve_cpu_batching"):
         r = results.get(name, {})
         for level in ("clients_1", "clients_32"):
             x = r.get(level)
@@ -228,7 +229,6 @@ def main() -> None:
     parser.add_argument("--train-minutes", type=float, default=3.0)
     parser.add_argument("--gpu-batch-tokens", type=int, default=16000)
     parser.add_argument("--decode-batch", type=int, default=256)
-    parser.add_argument("--serve-batch", type=int, default=64)
     parser.add_argument("--sentences", type=int, default=1000, help="test sentences used")
     parser.add_argument("--tests-timeout", type=float, default=240)
     args = parser.parse_args()
@@ -274,8 +274,11 @@ def main() -> None:
             ],
         )
     attempt(results, "serve_default", lambda: serve(best, args.device, sources, {}))
-    gpu_serving = {"NMT_MAX_BATCH_SENTENCES": str(args.serve_batch), "NMT_DECODE_WORKERS": "1"}
-    attempt(results, "serve_gpu_batch", lambda: serve(best, args.device, sources, gpu_serving))
+    cpu_batching = {
+        "NMT_MAX_BATCH_SENTENCES": str(BATCHING_ON_CPU.max_sentences),
+        "NMT_DECODE_WORKERS": str(BATCHING_ON_CPU.workers),
+    }
+    attempt(results, "serve_cpu_batching", lambda: serve(best, args.device, sources, cpu_batching))
     results["wall_s"] = round(time.monotonic() - started, 1)
     (args.out / "summary.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     table = markdown(results)

@@ -136,14 +136,15 @@ class ModelRegistry:
             metrics.batch_size.labels(name).observe(size)
             metrics.decode_seconds.labels(name).observe(seconds)
 
+        batching = s.batching(translator.device.type)
         batcher: Batcher[list[int], SearchConfig, Translation] = Batcher(
             decode,
             lambda ids, cfg: (len(ids) + 1) * cfg.beam_size,
-            max_sentences=s.max_batch_sentences,
+            max_sentences=batching.max_sentences,
             max_cost=s.max_batch_work,
             max_wait_ms=s.max_wait_ms,
             queue_size=s.queue_size,
-            workers=s.decode_workers,
+            workers=batching.workers,
             on_batch=on_batch,
         )
         batcher.start()

@@ -46,11 +46,11 @@ class DrainingServer(uvicorn.Server):
 
 def decode_threads(settings: Settings) -> int:
     """PyTorch's threads per decode: as set, or this process's cores shared among the
-    decode workers (each worker's batch then runs on cores of its own)."""
+    CPU's decode workers (each worker's batch then runs on cores of its own)."""
     if settings.torch_threads is not None:
         return settings.torch_threads
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // settings.decode_workers)
+    return max(1, (cores or 1) // settings.batching("cpu").workers)
 
 
 def serve(app: FastAPI, settings: Settings, log_level: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import hmac
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,21 @@ from nmt.search import DEFAULT_SEARCH, MAX_ALPHA, MIN_ALPHA
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "nmt_config_file", default=None
 )
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How a model's texts are batched: sentences a batch, batches decoded at once."""
+
+    max_sentences: int
+    workers: int
+
+
+# Measured: docs/benchmarks.md ("Service: worst requests, bad traffic, throughput against
+# offline decoding" on 2 CPU cores; "On a GPU" on an H200, where one worker with batches
+# of 64 served 269 sentences/s to 32 clients against 199 with the CPU's defaults).
+BATCHING_ON_CPU = Batching(max_sentences=16, workers=2)
+BATCHING_ON_GPU = Batching(max_sentences=64, workers=1)
 
 
 class Settings(BaseSettings):
@@ -90,11 +106,12 @@ class Settings(BaseSettings):
     )
 
     # dynamic batching
-    max_batch_sentences: int = Field(
-        16,
+    max_batch_sentences: int | None = Field(
+        None,
         ge=1,
-        description="sentences per batched decode: with two one-core workers, larger "
-        "batches decode little faster per sentence but leave the other worker idle",
+        description="sentences per batched decode; default: 16 on a CPU (with two one-core "
+        "workers, larger batches decode little faster per sentence but leave the other "
+        "worker idle), 64 on a GPU (a batch costs little more than one sentence)",
     )
     max_batch_work: int = Field(
         4000,
@@ -103,8 +120,11 @@ class Settings(BaseSettings):
         "batch (and so a request queued behind it) takes",
     )
     max_wait_ms: float = Field(5.0, ge=0.0, description="how long a batch waits for company")
-    decode_workers: int = Field(
-        2, ge=1, description="batches decoded at once per model, each by its own thread"
+    decode_workers: int | None = Field(
+        None,
+        ge=1,
+        description="batches decoded at once per model, each by its own thread; default: "
+        "2 on a CPU, 1 on a GPU (one GPU decodes one batch at a time)",
     )
     torch_threads: int | None = Field(
         None,
@@ -190,6 +210,15 @@ class Settings(BaseSettings):
         if path is not None:
             sources += (YamlConfigSettingsSource(settings_cls, yaml_file=path),)
         return sources
+
+    def batching(self, device_type: str) -> Batching:
+        """``max_batch_sentences`` and ``decode_workers`` as set, else the defaults for
+        a model decoding on ``device_type`` (``cpu`` or ``cuda``)."""
+        default = BATCHING_ON_GPU if device_type == "cuda" else BATCHING_ON_CPU
+        return Batching(
+            self.max_batch_sentences or default.max_sentences,
+            self.decode_workers or default.workers,
+        )
 
     def model_paths(self) -> dict[str, Path]:
         """All models to serve: ``models`` plus the checkpoints found in ``model_dir``."""

@@ -206,6 +206,15 @@ def test_api_keys_are_required_when_configured(toy_model: Path) -> None:
         assert c.post("/translate", data={**libre, "api_key": "s3cret"}).status_code == 200
 
 
+def test_a_model_is_batched_as_its_device_wants_unless_told(toy_model: Path) -> None:
+    for told, expected in [({}, (16, 2)), ({"max_batch_sentences": 5}, (5, 2))]:
+        settings = Settings(models={"toy": toy_model}, device="cpu", **told)
+        with TestClient(create_app(settings)) as c:
+            wait_ready(c)
+            batcher = c.app.state.registry.models["toy"].batcher
+            assert (batcher.max_sentences, batcher.workers) == expected
+
+
 def test_a_full_queue_answers_429_with_retry_after(toy_model: Path) -> None:
     # batches wait up to 2 s for company, so the first request's texts stay queued
     settings = Settings(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import load_settings
+from service.server import decode_threads
+from service.settings import Batching, load_settings
 
 
 def test_settings_precedence_flags_environment_file(
@@ -27,3 +28,18 @@ def test_settings_precedence_flags_environment_file(
         load_settings(default_beam_size=20)
     with pytest.raises(FileNotFoundError):
         load_settings(tmp_path / "missing.yaml")
+
+
+def test_batching_defaults_follow_the_device_and_settings_override_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert settings.batching("cpu") == Batching(max_sentences=16, workers=2)
+    assert settings.batching("cuda") == Batching(max_sentences=64, workers=1)
+    monkeypatch.setenv("NMT_DECODE_WORKERS", "3")
+    settings = load_settings(max_batch_sentences=8)
+    assert settings.batching("cpu") == settings.batching("cuda") == Batching(8, 3)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    assert decode_threads(settings) == 2  # 8 cores shared by 3 workers
+    monkeypatch.delenv("NMT_DECODE_WORKERS")
+    assert decode_threads(load_settings()) == 4  # by the CPU's 2 workers, whatever the device
