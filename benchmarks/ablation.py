@@ -7,6 +7,10 @@ with ``--set`` overrides:
     python benchmarks/ablation.py --minutes 25 --variants \\
         'base,ema=train.weight_average_decay=0.999,sampling=tokenizer.sampling_alpha=0.5,both=train.weight_average_decay=0.999;tokenizer.sampling_alpha=0.5'
 
+``--device cuda`` trains and scores them on a GPU: with ``train.max_steps`` set to what
+the CPU's budget holds, a GPU sorts levers by validation BLEU at the CPU's step count in
+a minute each (docs/benchmarks.md, "Levers at 655 steps on a GPU").
+
 Variants run one after the other (``--rounds`` alternates them again). Each is scored
 by its best validation BLEU during training (greedy, as logged) and by its best.pt
 on the whole validation split at beam 5 (sacreBLEU cased and ``-lc``). Writes

@@ -35,7 +35,10 @@ VOCAB = 5000  # about the pieces Multi30k's joint 8,000-piece model uses per sid
 
 def random_batch(sentences: int, src_len: int, tgt_len: int, device: torch.device) -> dict:
     """src (B, S), tgt_in and tgt_out (B, T) ids above the specials, full lengths."""
-    ids = lambda length: torch.randint(4, VOCAB, (sentences, length), device=device)  # noqa: E731
+
+    def ids(length: int) -> torch.Tensor:
+        return torch.randint(4, VOCAB, (sentences, length), device=device)
+
     lengths = torch.full((sentences,), src_len, dtype=torch.long, device=device)
     return {"src": ids(src_len), "src_lengths": lengths, "tgt_in": ids(tgt_len),
             "tgt_out": ids(tgt_len)}  # fmt: skip
