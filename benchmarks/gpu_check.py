@@ -49,6 +49,7 @@ from decode import bleu
 from machine import processor
 from service_load import load, served
 
+from nmt.device import synchronize
 from nmt.search import DEFAULT_SEARCH
 from nmt.text_files import read_lines
 from nmt.translator import Translator
@@ -128,11 +129,6 @@ def train(
     if len(logged) > 1:  # throughput leaves the first window (warm-up) out
         result |= throughput(curve)
     return result
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def decode(

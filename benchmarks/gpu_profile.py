@@ -19,14 +19,16 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from nmt.device import autocast, autocast_dtype
+from nmt.device import autocast, autocast_dtype, synchronize
 from nmt.model import Seq2Seq
-from training.config import load_config
+from training.config import TrainConfig, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "multi30k_en_de.yaml"
@@ -44,30 +46,27 @@ def random_batch(sentences: int, src_len: int, tgt_len: int, device: torch.devic
             "tgt_out": ids(tgt_len)}  # fmt: skip
 
 
-def training_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: dict, amp) -> None:
+def training_step(
+    model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: dict, train: TrainConfig, amp
+) -> None:
+    """The trainer's step (training/trainer.py ``train_step``) without its bookkeeping."""
     with autocast(model.device, amp):
-        loss = model.loss(**batch, label_smoothing=0.1)
+        loss = model.loss(**batch, label_smoothing=train.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     (loss / batch["tgt_out"].numel()).backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), train.clip_norm)
     optimizer.step()
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def measure(model, optimizer, batch: dict, amp, steps: int) -> dict:
-    """Wall time a step, then the profiler's GPU busy time and kernel count a step."""
-    device = model.device
+def measure(step: Callable[[], None], device: torch.device, batch: dict, steps: int) -> dict:
+    """Wall time of ``step``, then the profiler's GPU busy time and kernel count a step."""
     for _ in range(3):  # warm-up: kernels chosen, allocator filled
-        training_step(model, optimizer, batch, amp)
+        step()
     walls = []
     for _ in range(steps):
         synchronize(device)
         started = time.perf_counter()
-        training_step(model, optimizer, batch, amp)
+        step()
         synchronize(device)
         walls.append(time.perf_counter() - started)
     wall_ms = statistics.median(walls) * 1000
@@ -76,7 +75,7 @@ def measure(model, optimizer, batch: dict, amp, steps: int) -> dict:
         activities.append(ProfilerActivity.CUDA)
     with profile(activities=activities) as prof:
         for _ in range(2):
-            training_step(model, optimizer, batch, amp)
+            step()
         synchronize(device)
     kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
     result = {
@@ -109,7 +108,8 @@ def main() -> None:
     results = []
     for sentences in (int(x) for x in args.batches.split(",")):
         batch = random_batch(sentences, args.src_len, args.tgt_len, device)
-        results.append(measure(model, optimizer, batch, amp, args.steps))
+        step = partial(training_step, model, optimizer, batch, config.train, amp)
+        results.append(measure(step, device, batch, args.steps))
         print({k: v for k, v in results[-1].items() if k != "ops"}, flush=True)
     (args.out / "profile_ops.txt").write_text(results[-1]["ops"])
     print(results[-1]["ops"])

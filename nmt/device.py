@@ -96,6 +96,13 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
         yield
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on a GPU, so that a timer reads finished work; a no-op
+    on the CPU, whose operations return when done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def peak_memory_mib(device: torch.device) -> float | None:
     """The most memory PyTorch's allocator has held on a GPU since the process started,
     in MiB; None on the CPU (its resident memory is the operating system's to tell)."""
