@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from nmt.decoder import Decoder, DecoderState, Memory
+from nmt.device import loss_chunk_rows
 from nmt.encoder import Encoder
+from nmt.output_loss import output_loss
 
 
 class ModelConfig(BaseModel):
@@ -140,9 +142,14 @@ class Seq2Seq(nn.Module):
         """
         outputs, _ = self(src, src_lengths, tgt_in)
         real = tgt_out != self.pad_id  # B x T
-        logits = self.generator(outputs[real]).float()  # N x V, N = real target tokens
-        return F.cross_entropy(
-            logits, tgt_out[real], reduction="sum", label_smoothing=label_smoothing
+        vocab = self.generator.out_features
+        return output_loss(  # the output layer on the N real target tokens only
+            outputs[real],  # N x D
+            self.generator.weight,
+            self.generator.bias,
+            tgt_out[real],
+            label_smoothing,
+            rows=loss_chunk_rows(self.device, vocab),
         )
 
     def num_parameters(self) -> int:
