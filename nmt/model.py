@@ -135,7 +135,10 @@ class Seq2Seq(nn.Module):
         tgt_out: torch.Tensor,
         label_smoothing: float = 0.0,
     ) -> torch.Tensor:
-        """Cross-entropy summed over the real target tokens (label-smoothed if asked).
+        """Cross-entropy summed over the real target tokens (label-smoothed if asked),
+        equal to ``F.cross_entropy`` over ``generator``'s logits but computed a chunk of
+        tokens at a time (``nmt.output_loss``: the output layer is the largest part of a
+        training step on a CPU).
 
         Args:
             tgt_in: (B, T) BOS + target; tgt_out: (B, T) target + EOS, padded with pad_id.
