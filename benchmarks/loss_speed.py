@@ -28,7 +28,14 @@ from training.config import load_config
 class BuiltinLoss(Seq2Seq):
     """The model with the loss as it was: one ``F.cross_entropy`` over all N x V logits."""
 
-    def loss(self, src, src_lengths, tgt_in, tgt_out, label_smoothing=0.0):  # type: ignore[no-untyped-def]
+    def loss(
+        self,
+        src: torch.Tensor,
+        src_lengths: torch.Tensor,
+        tgt_in: torch.Tensor,
+        tgt_out: torch.Tensor,
+        label_smoothing: float = 0.0,
+    ) -> torch.Tensor:
         outputs, _ = self(src, src_lengths, tgt_in)
         real = tgt_out != self.pad_id
         logits = self.generator(outputs[real]).float()
