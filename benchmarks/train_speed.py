@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from machine import describe
+from nmt_commands import memory_summary, run_sampled
 
 from nmt.checkpoint import read_checkpoint
 from nmt.process import ALLOCATORS
@@ -42,7 +43,9 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 # name -> (launcher, overrides, environment); "ours-2proc" is the same model and the same
 # 4,000-token batch split over two single-threaded processes (data parallel, gloo);
 # "ours-<allocator>" is "ours" with NMT_MALLOC set (nmt.process.ALLOCATORS);
-# "ours-pre17" is the schedule before issue 17's levers (Adam 0.001, no cooldown)
+# "ours-pre17" is the schedule before issue 17's levers (Adam 0.001, no cooldown);
+# "ours-kernels1024" keeps oneDNN's own cache of 1,024 compiled kernels instead of the
+# entry point's bound (nmt.process.bound_kernel_cache)
 OURS = {
     "ours": (PYTHON, ["train.precision=auto"], {}),
     "ours-pre17": (
@@ -51,6 +54,11 @@ OURS = {
         {},
     ),
     "ours-fp32": (PYTHON, ["train.precision=fp32"], {}),
+    "ours-kernels1024": (
+        PYTHON,
+        ["train.precision=auto"],
+        {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"},
+    ),
     "ours-2proc": (
         TORCHRUN,
         ["train.precision=auto", "train.batch_tokens=2000", "train.num_threads=1"],
@@ -96,8 +104,10 @@ def run_ours(name: str, minutes: float, out: Path) -> dict:
     if run_dir.exists():
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
     started = time.monotonic()
-    subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, **environment})
+    code, samples = run_sampled(cmd, cwd=ROOT, env={**os.environ, **environment})
     wall = time.monotonic() - started
+    if code != 0:
+        raise SystemExit(f"{name} failed ({code}): {' '.join(cmd)}")
     records = [json.loads(x) for x in (run_dir / "curve.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
     # the run stops between two log lines: the final totals are in last.pt
@@ -109,6 +119,7 @@ def run_ours(name: str, minutes: float, out: Path) -> dict:
         "tgt_tok_s_whole_run": round(progress["target_tokens"] / wall, 1),
         "steps": progress["step"],
         "wall_s": round(wall, 1),
+        "peak_rss_mib": memory_summary(samples)["peak_rss_mib"],
     }
 
 

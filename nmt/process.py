@@ -1,4 +1,5 @@
-"""Process-wide settings: logging, threads, the C allocator and stop signals.
+"""Process-wide settings: logging, threads, the C allocator, oneDNN's kernel cache and
+stop signals.
 
 Only entry points (the ``nmt`` command, a benchmark's ``main``) call these; building
 a model, a trainer or an app never changes the process around it.
@@ -36,6 +37,25 @@ def configure_threads(threads: int | None) -> None:
     """PyTorch's intra-op threads (None: PyTorch's default, one per core)."""
     if threads:
         torch.set_num_threads(threads)
+
+
+# oneDNN, which runs bf16 matrix products on CPUs that have bf16 instructions (and
+# fp32 convolutions on any x86 CPU), compiles a kernel for every new
+# input shape and keeps the last 1,024 by default. Training sees new shapes with nearly
+# every batch (sentences per batch, source and target lengths), and the kept kernels,
+# allocated between a step's large short-lived tensors, pin heap pages that glibc can
+# then neither reuse nor trim: the default bf16 training run grew from 2.2 to 4.1 GiB
+# resident in 24 minutes, and stayed near 2 GiB with 64 kernels (docs/benchmarks.md,
+# "oneDNN's kernel cache"). A step reuses its shapes over its time steps, so a short
+# cache recompiles little.
+ONEDNN_CACHE_CAPACITY = 64
+
+
+def bound_kernel_cache() -> None:
+    """Keep at most ``ONEDNN_CACHE_CAPACITY`` compiled oneDNN kernels (an operator's
+    ONEDNN_PRIMITIVE_CACHE_CAPACITY wins). oneDNN reads the setting when it first
+    compiles a kernel, so this must run before the first tensor operation."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))
 
 
 # glibc mallopt parameters (malloc.h)
