@@ -45,7 +45,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 # "ours-<allocator>" is "ours" with NMT_MALLOC set (nmt.process.ALLOCATORS);
 # "ours-pre17" is the schedule before issue 17's levers (Adam 0.001, no cooldown);
 # "ours-kernels1024" keeps oneDNN's own cache of 1,024 compiled kernels instead of the
-# entry point's bound (nmt.process.bound_kernel_cache)
+# bound that training sets (nmt.process.bound_kernel_cache)
 OURS = {
     "ours": (PYTHON, ["train.precision=auto"], {}),
     "ours-pre17": (

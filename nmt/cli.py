@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from nmt import commands
-from nmt.process import bound_kernel_cache, configure_logging, preload_allocator
+from nmt.process import configure_logging, preload_allocator
 from service import command as serve_command
 from service import quickstart
 from training import command as train_command
@@ -31,7 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
-    bound_kernel_cache()
     if argv is None:  # a program of its own (not called from Python): it owns the process
         try:
             preload_allocator([sys.executable, *sys.orig_argv[1:]])

@@ -46,8 +46,10 @@ def configure_threads(threads: int | None) -> None:
 # allocated between a step's large short-lived tensors, pin heap pages that glibc can
 # then neither reuse nor trim: the default bf16 training run grew from 2.2 to 4.1 GiB
 # resident in 24 minutes, and stayed near 2 GiB with 64 kernels (docs/benchmarks.md,
-# "oneDNN's kernel cache"). A step reuses its shapes over its time steps, so a short
-# cache recompiles little.
+# "oneDNN's kernel cache"). A training step reuses its shapes over its time steps, so a
+# short cache recompiles little there; beam search meets more shapes per batch (live
+# hypotheses change at every step), and with 64 kernels bf16 decoding was slower, so only
+# training sets the bound.
 ONEDNN_CACHE_CAPACITY = 64
 
 

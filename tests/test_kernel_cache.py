@@ -1,11 +1,14 @@
-"""The entry point bounds oneDNN's cache of compiled kernels (``nmt.process``), which
-otherwise keeps one kernel for each of the last 1,024 input shapes."""
+"""Training bounds oneDNN's cache of compiled kernels (``nmt.process``), which otherwise
+keeps one kernel for each of the last 1,024 input shapes."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from nmt.process import ONEDNN_CACHE_CAPACITY
 
@@ -61,3 +64,21 @@ def test_an_operators_capacity_wins_over_the_bound() -> None:
     assert first_shape_lookups("bounded", 4, capacity="2") == ["cache_miss", "cache_miss"]
     assert first_shape_lookups("bounded", 4, capacity="1024") == ["cache_miss", "cache_hit"]
     assert first_shape_lookups("bounded", 4) == ["cache_miss", "cache_hit"]
+
+
+def test_training_sets_the_bound_and_translating_leaves_onednns_default(
+    tiny_config: dict, toy_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nmt.cli import main
+    from training.command import train
+    from training.config import validate_config
+
+    # set, then removed: monkeypatch restores the variable as it was after the test
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+    source = Path(tiny_config["output_dir"]).parent / "source.txt"
+    source.write_text("a b c\n", encoding="utf-8")
+    assert main(["translate", "--checkpoint", str(toy_model), "--input", str(source)]) == 0
+    assert "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ
+    train(validate_config(tiny_config), resume=False, max_steps=1)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(ONEDNN_CACHE_CAPACITY)

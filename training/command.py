@@ -96,12 +96,20 @@ def train(
     max_minutes: float | None = None,
     stop_after_minutes: float | None = None,
 ) -> StopRequest:
-    """Train ``config`` with the process set up for it (threads, allocator, signals);
-    the returned request says whether a signal stopped the run (``reason``)."""
+    """Train ``config`` with the process set up for it (oneDNN's kernel cache, threads,
+    allocator, signals); the returned request says whether a signal stopped the run
+    (``reason``)."""
     from nmt.device import resolve_device
-    from nmt.process import FragmentReleaser, StopRequest, configure_threads, keep_freed_memory
+    from nmt.process import (
+        FragmentReleaser,
+        StopRequest,
+        bound_kernel_cache,
+        configure_threads,
+        keep_freed_memory,
+    )
     from training.trainer import Trainer
 
+    bound_kernel_cache()
     configure_threads(config.train.num_threads)
     on_cpu = resolve_device(config.device).type == "cpu"
     release = FragmentReleaser() if on_cpu and keep_freed_memory() else None
