@@ -39,17 +39,16 @@ def configure_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-# oneDNN, which runs bf16 matrix products on CPUs that have bf16 instructions (and
-# fp32 convolutions on any x86 CPU), compiles a kernel for every new
-# input shape and keeps the last 1,024 by default. Training sees new shapes with nearly
-# every batch (sentences per batch, source and target lengths), and the kept kernels,
-# allocated between a step's large short-lived tensors, pin heap pages that glibc can
-# then neither reuse nor trim: the default bf16 training run grew from 2.2 to 4.1 GiB
-# resident in 24 minutes, and stayed near 2 GiB with 64 kernels (docs/benchmarks.md,
-# "oneDNN's kernel cache"). A training step reuses its shapes over its time steps, so a
-# short cache recompiles little there; beam search meets more shapes per batch (live
-# hypotheses change at every step), and with 64 kernels bf16 decoding was slower, so only
-# training sets the bound.
+# oneDNN, which runs bf16 matrix products on CPUs that have bf16 instructions (and fp32
+# convolutions on any x86 CPU), compiles a kernel for every new input shape and keeps
+# the last 1,024 by default. Training sees new shapes with nearly every batch (sentences
+# per batch, source and target lengths), and the kept kernels, allocated between a
+# step's large short-lived tensors, pin heap pages that glibc can then neither reuse nor
+# trim: the default bf16 training run grew from 2.2 to 4.1 GiB resident in 24 minutes,
+# and stayed near 2 GiB with 64 kernels (docs/benchmarks.md, "oneDNN's kernel cache"). A
+# training step reuses its shapes over its time steps, so a short cache recompiles
+# little there; beam search meets more shapes per batch (live hypotheses change at every
+# step), and with 64 kernels bf16 decoding was slower, so only training sets the bound.
 ONEDNN_CACHE_CAPACITY = 64
 
 
