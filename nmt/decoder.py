@@ -135,7 +135,8 @@ class Memory:
 
 @dataclass
 class DecoderState:
-    """Recurrent state: per layer h (B, D) and, for LSTM, c (B, D); feed (B, D)."""
+    """Recurrent state: per layer h (B, D) and, for LSTM, c (B, D); feed (B, A), the
+    last attentional vector."""
 
     h: tuple[torch.Tensor, ...]
     c: tuple[torch.Tensor, ...] | None
@@ -165,21 +166,27 @@ class Decoder(nn.Module):
         dropout: float,
         pad_id: int,
         cell: str = "lstm",
+        output_size: int | None = None,
     ) -> None:
         super().__init__()
         self.cell = cell
         self.emb_size = emb_size
         self.hidden_size = hidden_size
+        # The attentional vector's size A: the hidden size unless the output layer
+        # shares the embedding matrix, which needs A == emb_size.
+        self.output_size = output_size or hidden_size
         self.embed = nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
         self.dropout = Dropout(dropout)
         self.layers = nn.ModuleList(
-            RecurrentLayer(cell, (emb_size + hidden_size) if i == 0 else hidden_size, hidden_size)
+            RecurrentLayer(
+                cell, (emb_size + self.output_size) if i == 0 else hidden_size, hidden_size
+            )
             for i in range(num_layers)
         )
         self.bridge_h = nn.Linear(encoder_size, hidden_size)
         self.bridge_c = nn.Linear(encoder_size, hidden_size) if cell == "lstm" else None
         self.attention = build_attention(attention, hidden_size, encoder_size)
-        self.combine = nn.Linear(hidden_size + encoder_size, hidden_size, bias=False)
+        self.combine = nn.Linear(hidden_size + encoder_size, self.output_size, bias=False)
 
     def init_state(
         self, memory: torch.Tensor, final: list[torch.Tensor], src_mask: torch.Tensor
@@ -197,7 +204,7 @@ class Decoder(nn.Module):
         c = None
         if self.bridge_c is not None:
             c = tuple(torch.tanh(self.bridge_c(final[1][i])) for i in pick)
-        feed = memory.new_zeros(memory.size(0), self.hidden_size)
+        feed = memory.new_zeros(memory.size(0), self.output_size)
         keys = self.attention.project_keys(memory)
         return Memory(memory, keys, src_mask), DecoderState(h, c, feed)
 
@@ -209,7 +216,7 @@ class Decoder(nn.Module):
         ]
 
     def attend(self, top: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
-        """top: (B, D) top layer's state -> attentional vector (B, D), attention (B, S)."""
+        """top: (B, D) top layer's state -> attentional vector (B, A), attention (B, S)."""
         context, attn = self.attention(top, memory.keys, memory.memory, memory.mask)
         return self.dropout(torch.tanh(self.combine(torch.cat([top, context], dim=1)))), attn
 
@@ -220,7 +227,7 @@ class Decoder(nn.Module):
         memory: Memory,
         weights: list[StepWeights],
     ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
-        """emb_gates: (B, G) -> attentional vector (B, D), attention (B, S), new state."""
+        """emb_gates: (B, G) -> attentional vector (B, A), attention (B, S), new state."""
         hs: list[torch.Tensor] = []
         cs: list[torch.Tensor | None] = []
         for i, layer in enumerate(self.layers):
@@ -241,7 +248,7 @@ class Decoder(nn.Module):
             tgt_in: (B, T) target ids starting with BOS.
 
         Returns:
-            outputs: (B, T, D) attentional vectors; attention: (B, T, S).
+            outputs: (B, T, A) attentional vectors; attention: (B, T, S).
         """
         weights = self.step_weights()
         emb = self.dropout(self.embed(tgt_in))  # B x T x E
@@ -258,7 +265,7 @@ class Decoder(nn.Module):
     def step(
         self, prev: torch.Tensor, memory: Memory, state: DecoderState
     ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
-        """One search step. prev: (B,) last tokens -> output (B, D), attention (B, S), state."""
+        """One search step. prev: (B,) last tokens -> output (B, A), attention (B, S), state."""
         weights = self.step_weights()
         emb_gates = F.linear(self.embed(prev), weights[0].precomputed, weights[0].bias)
         return self._step(emb_gates, state, memory, weights)

@@ -29,7 +29,9 @@ class ModelConfig(BaseModel):
     decoder_layers: int = Field(1, ge=1)
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
     tie_embeddings: bool = Field(
-        False, description="share the target embedding matrix with the output layer"
+        False,
+        description="share the target embedding matrix with the output layer; the "
+        "attentional vector then has emb_size units (Press and Wolf, 2017)",
     )
     init_range: float = Field(
         0.1,
@@ -40,11 +42,6 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> ModelConfig:
-        if self.tie_embeddings and self.emb_size != self.decoder_hidden:
-            raise ValueError(
-                f"tie_embeddings needs emb_size ({self.emb_size}) == decoder_hidden "
-                f"({self.decoder_hidden})"
-            )
         if self.attention == "luong_dot" and 2 * self.encoder_hidden != self.decoder_hidden:
             raise ValueError(
                 "attention 'luong_dot' needs decoder_hidden == 2 * encoder_hidden "
@@ -83,8 +80,9 @@ class Seq2Seq(nn.Module):
             dropout=config.dropout,
             pad_id=pad_id,
             cell=config.cell,
+            output_size=config.emb_size if config.tie_embeddings else config.decoder_hidden,
         )
-        self.generator = nn.Linear(config.decoder_hidden, tgt_vocab)
+        self.generator = nn.Linear(self.decoder.output_size, tgt_vocab)
         if config.tie_embeddings:
             self.generator.weight = self.decoder.embed.weight
         if config.init_range > 0:
@@ -113,13 +111,13 @@ class Seq2Seq(nn.Module):
         return self.log_probs(out), attn, state
 
     def log_probs(self, out: torch.Tensor) -> torch.Tensor:
-        """Attentional vectors (B, D) -> log-probabilities of the next token (B, V), fp32."""
+        """Attentional vectors (B, A) -> log-probabilities of the next token (B, V), fp32."""
         return F.log_softmax(self.generator(out).float(), dim=-1)
 
     def forward(
         self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher forcing: (B, S), (B,), (B, T) -> outputs (B, T, D), attention (B, T, S).
+        """Teacher forcing: (B, S), (B,), (B, T) -> outputs (B, T, A), attention (B, T, S).
 
         Outputs are the attentional vectors before the output layer, so that the
         caller can apply it to the non-padding positions only.

@@ -20,7 +20,7 @@ from nmt.search import SearchConfig
 from nmt.translator import Translator, decode_ids
 
 
-def small_model(cell: str, layers: int = 2, seed: int = 0) -> Seq2Seq:
+def small_model(cell: str, layers: int = 2, seed: int = 0, tied: bool = False) -> Seq2Seq:
     torch.manual_seed(seed)
     config = ModelConfig(
         cell=cell,
@@ -28,6 +28,7 @@ def small_model(cell: str, layers: int = 2, seed: int = 0) -> Seq2Seq:
         encoder_hidden=16,
         decoder_hidden=32,
         decoder_layers=layers,
+        tie_embeddings=tied,  # the attentional vector then has 16 units, not 32
         init_range=0.0,  # PyTorch's larger initial weights: activations far from 0
     )
     return Seq2Seq(config, src_vocab=30, tgt_vocab=40, pad_id=0).eval()
@@ -52,12 +53,13 @@ def run_steps(model, steps: int = 4) -> list[tuple[torch.Tensor, torch.Tensor, t
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("table", [True, False])
+@pytest.mark.parametrize("tied", [False, True])
 def test_prepared_fp32_step_equals_the_plain_step(
-    cell: str, table: bool, monkeypatch: pytest.MonkeyPatch
+    cell: str, table: bool, tied: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not table:
         monkeypatch.setattr(prepare_module, "GATE_TABLE_MAX_BYTES", 0)
-    plain = small_model(cell)
+    plain = small_model(cell, tied=tied)
     prepared = prepare_for_inference(plain)
     assert isinstance(prepared.embedding_gates, torch.Tensor) is table
     for expected, got in zip(run_steps(plain), run_steps(prepared), strict=True):
@@ -66,9 +68,10 @@ def test_prepared_fp32_step_equals_the_plain_step(
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_int8_steps_stay_close_to_fp32(cell: str) -> None:
+@pytest.mark.parametrize("tied", [False, True])
+def test_int8_steps_stay_close_to_fp32(cell: str, tied: bool) -> None:
     """int8 tolerance: log-probabilities within 0.05, attentional vectors within 0.02."""
-    plain = small_model(cell)
+    plain = small_model(cell, tied=tied)
     before = {k: v.clone() for k, v in plain.state_dict().items()}
     int8 = prepare_for_inference(plain, quantize="int8")
     assert all(isinstance(layer.recurrent, Int8Product) for layer in int8.layers)

@@ -91,15 +91,22 @@ def test_tiny_model_overfits_a_handful_of_pairs() -> None:
     assert loss.item() < 0.02
 
 
-def test_tied_embeddings_share_the_output_matrix() -> None:
-    cfg = ModelConfig(emb_size=16, encoder_hidden=8, decoder_hidden=16, tie_embeddings=True)
+def test_tied_embeddings_share_the_output_matrix_at_the_embedding_size() -> None:
+    cfg = ModelConfig(emb_size=16, encoder_hidden=8, decoder_hidden=32, tie_embeddings=True)
     model = Seq2Seq(cfg, 20, 18, PAD)
     assert model.generator.weight is model.decoder.embed.weight
+    src = torch.randint(3, 20, (2, 5))
+    tgt_in = torch.randint(3, 18, (2, 4))
+    outputs, _ = model(src, torch.tensor([5, 5]), tgt_in)
+    assert outputs.shape == (2, 4, 16)  # the attentional vector has emb_size units
+    memory, state = model.encode(src, torch.tensor([5, 5]))
+    log_probs, _, state = model.step(tgt_in[:, 0], memory, state)
+    assert log_probs.shape == (2, 18) and state.feed.shape == (2, 16)
+    untied = Seq2Seq(cfg.model_copy(update={"tie_embeddings": False}), 20, 18, PAD)
+    assert untied.decoder.output_size == 32
 
 
 def test_size_mismatches_are_rejected_by_the_config() -> None:
-    with pytest.raises(ValueError, match="tie_embeddings"):
-        ModelConfig(emb_size=16, decoder_hidden=32, tie_embeddings=True)
     with pytest.raises(ValueError, match="luong_dot"):
         ModelConfig(attention="luong_dot", encoder_hidden=8, decoder_hidden=32)
 
