@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nmt.dropout import Dropout
+from nmt.dropout import Dropout, WordDropout
 
 RNN_TYPES: dict[str, type[nn.LSTM] | type[nn.GRU]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -26,6 +26,7 @@ class Encoder(nn.Module):
         dropout: float,
         pad_id: int,
         cell: str = "lstm",
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.cell = cell
@@ -34,6 +35,7 @@ class Encoder(nn.Module):
         self.output_size = 2 * hidden_size
         self.embed = nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
         self.dropout = Dropout(dropout)
+        self.word_dropout = WordDropout(word_dropout)
         self.rnn = RNN_TYPES[cell](
             emb_size,
             hidden_size,
@@ -57,7 +59,7 @@ class Encoder(nn.Module):
             final: per state kind (h, and c for LSTM) a (layers, B, 2H) tensor with the
             last forward and first backward state of every layer concatenated.
         """
-        emb = self.dropout(self.embed(src))  # B x S x E
+        emb = self.dropout(self.word_dropout(self.embed(src)))  # B x S x E
         packed = pack_padded_sequence(
             emb, src_lengths.cpu(), batch_first=True, enforce_sorted=False
         )

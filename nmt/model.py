@@ -28,6 +28,13 @@ class ModelConfig(BaseModel):
     decoder_hidden: int = Field(512, ge=1)
     decoder_layers: int = Field(1, ge=1)
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    source_word_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="in training, zero a whole source token's embedding with this "
+        "probability (Sennrich et al., 2016)",
+    )
     tie_embeddings: bool = Field(
         False,
         description="share the target embedding matrix with the output layer; the "
@@ -69,6 +76,7 @@ class Seq2Seq(nn.Module):
             config.dropout,
             pad_id,
             config.cell,
+            word_dropout=config.source_word_dropout,
         )
         self.decoder = Decoder(
             tgt_vocab,

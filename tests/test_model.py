@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nmt.dropout import Dropout
+from nmt.dropout import Dropout, WordDropout
 from nmt.model import ModelConfig, Seq2Seq
 
 PAD, BOS, EOS = 0, 2, 3
@@ -121,6 +121,36 @@ def test_dropout_zeroes_about_p_and_keeps_the_expectation() -> None:
     assert abs(y.mean().item() - 1.0) < 0.02
     assert torch.equal(drop.eval()(x), x)
     assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+
+
+def test_word_dropout_zeroes_whole_token_vectors_about_p_of_the_time() -> None:
+    drop = WordDropout(0.25)
+    x = torch.ones(100, 40, 16)  # B x S x E
+    y = drop(x)
+    zeroed_rows = (y == 0).all(dim=-1)
+    kept_rows = (y != 0).all(dim=-1)
+    assert torch.equal(zeroed_rows | kept_rows, torch.ones(100, 40, dtype=torch.bool))
+    assert 0.22 < zeroed_rows.float().mean().item() < 0.28
+    assert torch.allclose(y[kept_rows], torch.tensor(1 / 0.75))
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_source_word_dropout_acts_on_the_encoder_in_training_only() -> None:
+    cfg = ModelConfig(emb_size=16, encoder_hidden=8, decoder_hidden=16, dropout=0.0)
+    plain = Seq2Seq(cfg, 20, 18, PAD)
+    dropping = Seq2Seq(cfg.model_copy(update={"source_word_dropout": 0.5}), 20, 18, PAD)
+    dropping.load_state_dict(plain.state_dict())
+    src = torch.randint(3, 20, (4, 9))
+    lengths = torch.full((4,), 9)
+    for model in (plain, dropping):
+        model.eval()
+    assert torch.equal(plain.encoder(src, lengths)[0], dropping.encoder(src, lengths)[0])
+    dropping.train()
+    plain.train()
+    torch.manual_seed(0)
+    assert not torch.equal(plain.encoder(src, lengths)[0], dropping.encoder(src, lengths)[0])
+    with pytest.raises(ValueError):
+        ModelConfig(source_word_dropout=1.0)
 
 
 def reference_step(
