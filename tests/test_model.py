@@ -143,11 +143,11 @@ def test_source_word_dropout_acts_on_the_encoder_in_training_only() -> None:
     dropping.load_state_dict(plain.state_dict())
     src = torch.randint(3, 20, (4, 9))
     lengths = torch.full((4,), 9)
-    for model in (plain, dropping):
-        model.eval()
+    plain.eval()
+    dropping.eval()
     assert torch.equal(plain.encoder(src, lengths)[0], dropping.encoder(src, lengths)[0])
-    dropping.train()
     plain.train()
+    dropping.train()
     torch.manual_seed(0)
     assert not torch.equal(plain.encoder(src, lengths)[0], dropping.encoder(src, lengths)[0])
     with pytest.raises(ValueError):
