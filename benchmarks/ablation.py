@@ -2,7 +2,8 @@
 wall-clock budget and is scored on the validation split (never on a test set).
 
 A variant is ``name`` (the shipped config as it is) or ``name=KEY=VALUE[;KEY=VALUE...]``
-with ``--set`` overrides:
+with ``--set`` overrides (a list value keeps its commas inside brackets:
+``betas=train.adam_betas=[0.9,0.98]``):
 
     python benchmarks/ablation.py --minutes 25 --variants \\
         'base,ema=train.weight_average_decay=0.999,sampling=tokenizer.sampling_alpha=0.5,both=train.weight_average_decay=0.999;tokenizer.sampling_alpha=0.5'
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -30,6 +32,11 @@ from machine import describe
 from nmt_commands import ROOT, evaluate, nmt
 
 from nmt.checkpoint import read_checkpoint
+
+
+def split_variants(specs: str) -> list[str]:
+    """Split at the commas outside brackets, so that a value may be a list: ``[0.9,0.98]``."""
+    return [spec for spec in re.split(r",(?![^\[]*\])", specs) if spec]
 
 
 def parse_variant(spec: str) -> tuple[str, list[str]]:
@@ -97,7 +104,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "runs/bench_ablation")
     ap.add_argument("--device", default="cpu", help="trains and scores on it (cuda: a GPU)")
     args = ap.parse_args()
-    variants = [parse_variant(spec) for spec in args.variants.split(",")]
+    variants = [parse_variant(spec) for spec in split_variants(args.variants)]
     names = [name for name, _ in variants]
     if len(set(names)) != len(names):
         ap.error(f"variant names must differ: {names}")
