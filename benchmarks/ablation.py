@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import re
+import statistics
 import subprocess
 import time
 from pathlib import Path
